@@ -1,0 +1,107 @@
+# Copyright (c) reclaim.docker contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+# This doc fragment is PRIVATE to the collection: it can change at any time.
+
+from __future__ import annotations
+
+
+class ModuleDocFragment:
+    # The Docker connection options, with community.docker's names, aliases, defaults and
+    # environment fallbacks, so one module_defaults group serves both collections.
+    DOCUMENTATION = r"""
+options:
+  docker_host:
+    description:
+      - The URL or Unix socket path used to connect to the Docker API. To connect to a remote host, provide the TCP
+        connection string, for example V(tcp://192.0.2.23:2376). With TLS, C(tcp) is replaced by C(https).
+      - If the value is not specified in the task, the value of environment variable E(DOCKER_HOST) is used instead.
+        If the environment variable is not set, the default value is used.
+    type: str
+    default: unix:///var/run/docker.sock
+    aliases:
+      - docker_url
+  tls_hostname:
+    description:
+      - When verifying the authenticity of the Docker host, the name expected in its certificate, when it differs from
+        the host name in O(docker_host).
+      - If the value is not specified in the task, the value of environment variable E(DOCKER_TLS_HOSTNAME) is used instead.
+    type: str
+  api_version:
+    description:
+      - The version of the Docker API to use. V(auto) negotiates the newest version that both the engine and the Docker SDK
+        for Python support.
+      - If the value is not specified in the task, the value of environment variable E(DOCKER_API_VERSION) is used instead.
+        If the environment variable is not set, the default value is used.
+    type: str
+    default: auto
+    aliases:
+      - docker_api_version
+  timeout:
+    description:
+      - The maximum amount of time in seconds to wait on a response from the API.
+      - If the value is not specified in the task, the value of environment variable E(DOCKER_TIMEOUT) is used instead.
+        If the environment variable is not set, the default value is used.
+    type: int
+    default: 60
+  ca_path:
+    description:
+      - Verify the Docker host's certificate against this CA certificate file.
+      - If the value is not specified in the task and the environment variable E(DOCKER_CERT_PATH) is set, the file
+        C(ca.pem) from that directory is used.
+    type: path
+    aliases:
+      - ca_cert
+      - tls_ca_cert
+      - cacert_path
+  client_cert:
+    description:
+      - Path to the client's TLS certificate file.
+      - If the value is not specified in the task and the environment variable E(DOCKER_CERT_PATH) is set, the file
+        C(cert.pem) from that directory is used.
+    type: path
+    aliases:
+      - tls_client_cert
+      - cert_path
+  client_key:
+    description:
+      - Path to the client's TLS key file.
+      - If the value is not specified in the task and the environment variable E(DOCKER_CERT_PATH) is set, the file
+        C(key.pem) from that directory is used.
+    type: path
+    aliases:
+      - tls_client_key
+      - key_path
+  tls:
+    description:
+      - Secure the connection to the API with TLS without verifying the authenticity of the Docker host. If
+        O(validate_certs) is V(true) as well, it takes precedence.
+      - If the value is not specified in the task, the value of environment variable E(DOCKER_TLS) is used instead.
+        If the environment variable is not set, the default value is used.
+    type: bool
+    default: false
+  use_ssh_client:
+    description:
+      - For C(ssh://) hosts, use the C(ssh) command instead of paramiko.
+    type: bool
+    default: false
+  validate_certs:
+    description:
+      - Secure the connection to the API with TLS and verify the authenticity of the Docker host.
+      - If the value is not specified in the task, the value of environment variable E(DOCKER_TLS_VERIFY) is used instead.
+        If the environment variable is not set, the default value is used.
+    type: bool
+    default: false
+    aliases:
+      - tls_verify
+notes:
+  - Connect to the Docker daemon with these options in each task, once for many tasks with
+    C(module_defaults) and the action group C(group/reclaim.docker.docker) (which also covers community.docker's modules),
+    or with the environment variables E(DOCKER_HOST), E(DOCKER_TLS_HOSTNAME), E(DOCKER_API_VERSION), E(DOCKER_CERT_PATH),
+    E(DOCKER_TLS), E(DOCKER_TLS_VERIFY) and E(DOCKER_TIMEOUT).
+  - This module talks to the engine through the L(Docker SDK for Python,https://docker-py.readthedocs.io/en/stable/).
+requirements:
+  - Docker SDK for Python >= 7.1.0 (the Python package C(docker)) on the host that runs the module.
+  - Docker Engine API >= 1.41 (Docker 20.10 or newer).
+"""

@@ -1,0 +1,266 @@
+# Copyright (c) reclaim.docker contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+# This module utility is PRIVATE to the collection: it can change at any time.
+
+"""The Docker connection, once: option spec, client construction, clear errors."""
+
+from __future__ import annotations
+
+import os
+import traceback
+
+from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
+
+DOCKER_IMPORT_ERROR = None
+try:
+    import docker
+    import requests
+    from docker.errors import APIError, DockerException
+    from docker.tls import TLSConfig
+except ImportError:
+    DOCKER_IMPORT_ERROR = traceback.format_exc()
+
+    class APIError(Exception):  # type: ignore[no-redef]
+        """Stands in so that except clauses stay valid without the SDK."""
+
+    class DockerException(Exception):  # type: ignore[no-redef]
+        pass
+
+
+DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock"
+MINIMUM_API_VERSION = "1.41"
+MINIMUM_SDK_VERSION = "7.1.0"
+
+
+def connection_argument_spec():
+    """The connection options of every module in the collection (see the _docker doc fragment)."""
+    return dict(
+        docker_host=dict(type="str", default=DEFAULT_DOCKER_HOST, fallback=(env_fallback, ["DOCKER_HOST"]),
+                         aliases=["docker_url"]),
+        tls_hostname=dict(type="str", fallback=(env_fallback, ["DOCKER_TLS_HOSTNAME"])),
+        api_version=dict(type="str", default="auto", fallback=(env_fallback, ["DOCKER_API_VERSION"]),
+                         aliases=["docker_api_version"]),
+        timeout=dict(type="int", default=60, fallback=(env_fallback, ["DOCKER_TIMEOUT"])),
+        ca_path=dict(type="path", aliases=["ca_cert", "tls_ca_cert", "cacert_path"]),
+        client_cert=dict(type="path", aliases=["tls_client_cert", "cert_path"]),
+        client_key=dict(type="path", aliases=["tls_client_key", "key_path"]),
+        tls=dict(type="bool", default=False, fallback=(env_fallback, ["DOCKER_TLS"])),
+        use_ssh_client=dict(type="bool", default=False),
+        validate_certs=dict(type="bool", default=False, fallback=(env_fallback, ["DOCKER_TLS_VERIFY"]),
+                            aliases=["tls_verify"]),
+    )
+
+
+CONNECTION_REQUIRED_TOGETHER = [("client_cert", "client_key")]
+
+
+class EngineConnectionError(Exception):
+    """A connection problem, worded for the operator."""
+
+
+def _version_tuple(version):
+    return tuple(int(part) for part in str(version).split(".") if part.isdigit())
+
+
+def version_at_least(version, minimum):
+    return _version_tuple(version) >= _version_tuple(minimum)
+
+
+def connection_settings(params, environ=None):
+    """Resolve options and DOCKER_CERT_PATH into what the SDK needs; raises EngineConnectionError on bad values.
+
+    Pure (no I/O but reading ENVIRON), so that every TLS combination is unit-tested.
+    """
+    environ = os.environ if environ is None else environ
+    host = params["docker_host"]
+    if not host:
+        raise EngineConnectionError("docker_host is empty: give a URL such as unix:///var/run/docker.sock or tcp://HOST:2376.")
+    if "://" not in host:
+        # Like the CLI: a bare path means a Unix socket.
+        host = "unix://" + host if host.startswith("/") else host
+    scheme = host.split("://", 1)[0] if "://" in host else ""
+    if scheme not in ("unix", "tcp", "http", "https", "ssh"):
+        raise EngineConnectionError(
+            f"docker_host {params['docker_host']!r} is not a Docker endpoint: use unix:///PATH, tcp://HOST:PORT or ssh://USER@HOST."
+        )
+    timeout = params["timeout"]
+    if timeout is None or timeout <= 0:
+        raise EngineConnectionError(f"timeout must be a positive number of seconds, got {timeout!r}.")
+    api_version = params["api_version"] or "auto"
+    if api_version != "auto":
+        if not _version_tuple(api_version) or not all(p.isdigit() for p in api_version.split(".")):
+            raise EngineConnectionError(f"api_version {api_version!r} is not a version such as 1.41, nor 'auto'.")
+        if not version_at_least(api_version, MINIMUM_API_VERSION):
+            raise EngineConnectionError(
+                f"api_version {api_version} is too old: reclaim.docker needs Docker Engine API {MINIMUM_API_VERSION} "
+                "(Docker 20.10) or newer."
+            )
+
+    cert_dir = environ.get("DOCKER_CERT_PATH")
+
+    def from_cert_dir(value, filename):
+        if value:
+            return value
+        return os.path.join(cert_dir, filename) if cert_dir else None
+
+    ca_path = from_cert_dir(params["ca_path"], "ca.pem")
+    client_cert = from_cert_dir(params["client_cert"], "cert.pem")
+    client_key = from_cert_dir(params["client_key"], "key.pem")
+    verify = bool(params["validate_certs"])
+    use_tls = verify or bool(params["tls"])
+
+    settings = dict(base_url=host, version=api_version, timeout=timeout, tls=None, tls_hostname=None,
+                    use_ssh_client=bool(params.get("use_ssh_client")))
+    if not use_tls:
+        return settings
+    if scheme in ("unix", "ssh"):
+        raise EngineConnectionError(f"tls and validate_certs apply to tcp:// hosts; {host} is a {scheme} endpoint. Turn them off.")
+    settings["base_url"] = host.replace("tcp://", "https://", 1)
+    for option, path in (("ca_path", ca_path if verify else None), ("client_cert", client_cert), ("client_key", client_key)):
+        if path and not os.path.isfile(path):
+            source = "DOCKER_CERT_PATH" if not params[option] else option
+            raise EngineConnectionError(f"{option} {path} (from {source}) is not a file.")
+    if bool(client_cert) != bool(client_key):
+        raise EngineConnectionError("client_cert and client_key go together: give both or neither.")
+    settings["tls"] = dict(
+        verify=verify,
+        ca_cert=ca_path if verify else None,
+        client_cert=(client_cert, client_key) if client_cert else None,
+    )
+    settings["tls_hostname"] = params["tls_hostname"] if verify else None
+    return settings
+
+
+def _unix_socket_problem(base_url):
+    path = base_url[len("unix://"):]
+    if not os.path.exists(path):
+        return f"the socket {path} does not exist: is the Docker daemon running on this host, and is docker_host right?"
+    if not os.access(path, os.R_OK | os.W_OK):
+        return f"no permission to use {path}: run the task as root (become: true) or as a member of the docker group."
+    return None
+
+
+def describe_connection_error(base_url, exc):
+    """One sentence for the operator, naming the host and what to do."""
+    text = str(exc)
+    if base_url.startswith("unix://"):
+        problem = _unix_socket_problem(base_url)
+        if problem:
+            return f"Cannot connect to the Docker daemon at {base_url}: {problem}"
+        if "Connection refused" in text:
+            return f"Cannot connect to the Docker daemon at {base_url}: nothing listens on the socket (daemon stopped or crashed). Start dockerd."
+    if "SSL" in text or "certificate" in text.lower() or "TLS" in text:
+        return (f"TLS handshake with the Docker daemon at {base_url} failed ({text}). "
+                "Check ca_path, client_cert, client_key, tls_hostname and validate_certs.")
+    if "timed out" in text.lower() or "timeout" in text.lower():
+        return f"The Docker daemon at {base_url} did not answer in time ({text}). Raise timeout or check the host."
+    if "Connection refused" in text:
+        return f"Cannot connect to the Docker daemon at {base_url}: connection refused. Is dockerd listening there?"
+    return f"Cannot connect to the Docker daemon at {base_url}: {text}"
+
+
+def _hostname_adapter(tls_hostname):
+    """An HTTPS adapter that checks the certificate against TLS_HOSTNAME (the SDK 7 dropped assert_hostname)."""
+
+    class HostnameAdapter(requests.adapters.HTTPAdapter):
+        def init_poolmanager(self, *args, **kwargs):
+            kwargs["assert_hostname"] = tls_hostname
+            super().init_poolmanager(*args, **kwargs)
+
+    return HostnameAdapter()
+
+
+class EngineClient:
+    """The Docker SDK's low-level client plus the engine facts our modules branch on."""
+
+    def __init__(self, api, base_url, engine_version):
+        self.api = api
+        self.base_url = base_url
+        self.api_version = api.api_version
+        self.engine_version = engine_version
+        self._info = None
+
+    def info(self):
+        if self._info is None:
+            self._info = self.api.info()
+        return self._info
+
+    @property
+    def uses_containerd_store(self):
+        # With the containerd snapshotter, Driver is the snapshotter name and DriverStatus says so.
+        return any("io.containerd.snapshotter" in str(value) for _key, value in (self.info().get("DriverStatus") or []))
+
+    @property
+    def is_local(self):
+        """Whether this module runs on the engine's own host (so Docker's root dir is on our filesystem)."""
+        return self.base_url.startswith("unix://")
+
+    def supports(self, minimum_api):
+        return version_at_least(self.api_version, minimum_api)
+
+    def require_api(self, minimum_api, feature):
+        if not self.supports(minimum_api):
+            raise EngineConnectionError(
+                f"{feature} needs Docker Engine API {minimum_api} or newer; the Docker daemon at {self.base_url} "
+                f"speaks {self.api_version}."
+            )
+
+    def get_json(self, path, params=None):
+        """GET an API path (e.g. /system/df), with repeated query parameters from lists."""
+        response = self.api._get(self.api._url(path), params=params)
+        return self.api._result(response, json=True)
+
+
+def connect(params):
+    """Return an EngineClient, or raise EngineConnectionError with a message for the operator."""
+    if DOCKER_IMPORT_ERROR is not None:
+        raise EngineConnectionError(missing_required_lib("docker (Docker SDK for Python >= 7.1.0)"))
+    if not version_at_least(docker.__version__, MINIMUM_SDK_VERSION):
+        raise EngineConnectionError(f"Docker SDK for Python {docker.__version__} is too old: install docker >= {MINIMUM_SDK_VERSION}.")
+    settings = connection_settings(params)
+    base_url = settings["base_url"]
+    tls = None
+    if settings["tls"]:
+        try:
+            tls = TLSConfig(**settings["tls"])
+        except DockerException as exc:
+            raise EngineConnectionError(f"TLS settings for {base_url} are not usable: {exc}")
+    try:
+        api = docker.APIClient(base_url=base_url, version=settings["version"], timeout=settings["timeout"],
+                               tls=tls or False, use_ssh_client=settings["use_ssh_client"])
+        if settings["tls_hostname"]:
+            api.mount("https://", _hostname_adapter(settings["tls_hostname"]))
+        # Negotiation happens only for 'auto'; a pinned version still has to reach the daemon once.
+        server = api.version(api_version=False)
+    except (DockerException, requests.exceptions.RequestException) as exc:
+        raise EngineConnectionError(describe_connection_error(base_url, exc))
+    server_api = server.get("ApiVersion", "0")
+    if not version_at_least(server_api, MINIMUM_API_VERSION):
+        raise EngineConnectionError(
+            f"The Docker daemon at {base_url} speaks API {server_api} (Docker {server.get('Version')}); "
+            f"reclaim.docker needs API {MINIMUM_API_VERSION} (Docker 20.10) or newer."
+        )
+    if settings["version"] != "auto" and not version_at_least(server_api, settings["version"]):
+        raise EngineConnectionError(
+            f"api_version {settings['version']} is newer than the Docker daemon at {base_url} supports ({server_api}). "
+            "Use api_version: auto."
+        )
+    return EngineClient(api, base_url, server.get("Version"))
+
+
+def docker_module(argument_spec, **kwargs):
+    """An AnsibleModule with the connection options added to ARGUMENT_SPEC."""
+    spec = connection_argument_spec()
+    spec.update(argument_spec)
+    required_together = list(kwargs.pop("required_together", [])) + CONNECTION_REQUIRED_TOGETHER
+    return AnsibleModule(argument_spec=spec, required_together=required_together, **kwargs)
+
+
+def connect_module(module):
+    """connect() for a module: a failure ends the task with the operator's message, never a traceback."""
+    try:
+        return connect(module.params)
+    except EngineConnectionError as exc:
+        module.fail_json(msg=str(exc))

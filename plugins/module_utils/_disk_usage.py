@@ -1,0 +1,81 @@
+# Copyright (c) reclaim.docker contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+# This module utility is PRIVATE to the collection: it can change at any time.
+
+"""Disk usage as `docker system df` reports it, and the filesystem under Docker's root dir."""
+
+from __future__ import annotations
+
+import os
+
+CATEGORIES = ("images", "containers", "volumes", "build_cache")
+# The values of the /system/df `type` parameter (Engine API >= 1.42).
+DF_TYPES = {"images": "image", "containers": "container", "volumes": "volume", "build_cache": "build-cache"}
+DF_TYPE_MIN_API = "1.42"
+
+
+def _category(count, active, size, reclaimable):
+    return dict(count=count, active=active, size=size, reclaimable=reclaimable)
+
+
+def _known(value):
+    # The engine reports -1 for sizes it did not compute.
+    return value if isinstance(value, int) and value >= 0 else 0
+
+
+def summarize(df, categories):
+    """Turn a /system/df answer into counts and bytes, computed as the Docker CLI's `system df` does."""
+    summary = {}
+    if "images" in categories:
+        images = df.get("Images") or []
+        in_use = [i for i in images if (i.get("Containers") or 0) > 0]
+        layers_size = _known(df.get("LayersSize"))
+        used = sum(_known(i.get("Size")) - _known(i.get("SharedSize")) for i in in_use
+                   if i.get("Size", -1) >= 0 and i.get("SharedSize", -1) >= 0)
+        summary["images"] = _category(len(images), len(in_use), layers_size, max(layers_size - used, 0))
+    if "containers" in categories:
+        containers = df.get("Containers") or []
+        running = [c for c in containers if c.get("State") == "running"]
+        size = sum(_known(c.get("SizeRw")) for c in containers)
+        summary["containers"] = _category(len(containers), len(running), size,
+                                          size - sum(_known(c.get("SizeRw")) for c in running))
+    if "volumes" in categories:
+        volumes = df.get("Volumes") or []
+        usage = [(v.get("UsageData") or {}) for v in volumes]
+        summary["volumes"] = _category(
+            len(volumes),
+            sum(1 for u in usage if (u.get("RefCount") or 0) > 0),
+            sum(_known(u.get("Size")) for u in usage),
+            sum(_known(u.get("Size")) for u in usage if (u.get("RefCount") or 0) <= 0),
+        )
+    if "build_cache" in categories:
+        records = df.get("BuildCache") or []
+        unshared = [r for r in records if not r.get("Shared")]
+        summary["build_cache"] = _category(
+            len(records),
+            sum(1 for r in records if r.get("InUse")),
+            sum(_known(r.get("Size")) for r in unshared),
+            sum(_known(r.get("Size")) for r in unshared if not r.get("InUse")),
+        )
+    return summary
+
+
+def df_params(api_version_supports_types, categories):
+    """Query parameters for /system/df: ask only for CATEGORIES where the engine can be told (API >= 1.42)."""
+    if not api_version_supports_types:
+        return None
+    return {"type": [DF_TYPES[c] for c in CATEGORIES if c in categories]}
+
+
+def filesystem_usage(path):
+    """Total, used and free bytes of the filesystem holding PATH, as df(1) computes them."""
+    stats = os.statvfs(path)
+    total = stats.f_blocks * stats.f_frsize
+    used = (stats.f_blocks - stats.f_bfree) * stats.f_frsize
+    available = stats.f_bavail * stats.f_frsize
+    # As df(1)'s Use%: used over what non-root users could have (root's reserve left out).
+    denominator = used + available
+    used_percent = round(100.0 * used / denominator, 2) if denominator else 0.0
+    return dict(path=path, total=total, used=used, free=available, used_percent=used_percent)

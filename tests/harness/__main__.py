@@ -1,0 +1,49 @@
+"""Command line of the test harness: engines and the demo.
+
+    python -m harness install [FLAVOUR ...]
+    python -m harness start NAME FLAVOUR
+    python -m harness stop NAME | stop-all
+    python -m harness demo
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from harness import demo, engines
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m harness")
+    commands = parser.add_subparsers(dest="command", required=True)
+    install = commands.add_parser("install", help="install engine flavours (all by default)")
+    install.add_argument("flavours", nargs="*", default=list(engines.FLAVOURS), choices=engines.FLAVOURS)
+    start = commands.add_parser("start", help="start one private daemon")
+    start.add_argument("name")
+    start.add_argument("flavour", choices=engines.FLAVOURS)
+    stop = commands.add_parser("stop", help="stop a daemon started here, by name")
+    stop.add_argument("name")
+    commands.add_parser("stop-all", help="stop every daemon started here")
+    commands.add_parser("demo", help="the README's main job on three local engines")
+    args = parser.parse_args(argv)
+
+    if args.command == "install":
+        for flavour in args.flavours:
+            engines.install(flavour)
+    elif args.command == "start":
+        print(json.dumps(engines.start(args.flavour, args.name).as_dict()))
+    elif args.command == "stop":
+        for engine in engines.running():
+            if engine.name == args.name:
+                engines.stop(engine)
+    elif args.command == "stop-all":
+        engines.stop_all()
+    elif args.command == "demo":
+        return demo.run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,96 @@
+"""Real engines and real ansible-playbook runs for the integration tests."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+import yaml
+
+from harness import engines
+
+HERE = Path(__file__).resolve().parent
+ANSIBLE_PLAYBOOK = str(Path(sys.executable).parent / "ansible-playbook")
+
+
+@pytest.fixture(scope="session", params=engines.FLAVOURS)
+def engine(request):
+    """One private daemon per flavour, shared by the tests of a session."""
+    started = engines.start(request.param, f"it-{request.param.replace('.', '')}")
+    yield started
+    engines.stop(started)
+
+
+@pytest.fixture
+def prefix():
+    """A random name prefix, so tests sharing an engine never see each other's objects."""
+    return "t" + uuid.uuid4().hex[:8]
+
+
+class PlaybookRun:
+    def __init__(self, returncode, output, results):
+        self.returncode = returncode
+        self.output = output
+        self.results = results
+
+    def task(self, name, host=None):
+        """The result of the task NAME (on HOST), which must have run exactly once."""
+        found = [r for r in self.results if r["task"] == name and (host is None or r["host"] == host)]
+        assert len(found) == 1, f"task {name!r} ran {len(found)} times:\n{self.output}"
+        return found[0]
+
+
+class Ansible:
+    """Runs tasks through ansible-playbook against Docker hosts, as users run them."""
+
+    def __init__(self, workdir: Path):
+        self.workdir = workdir
+        self.runs = 0
+
+    def play(self, tasks, hosts, check=False, diff=False, extra_args=()) -> PlaybookRun:
+        """Run TASKS on HOSTS (inventory name -> docker_host) and return every task's recorded result."""
+        self.runs += 1
+        run_dir = self.workdir / f"run{self.runs}"
+        run_dir.mkdir()
+        inventory = {"all": {"hosts": {name: {"reclaim_docker_host": url} for name, url in hosts.items()},
+                             "vars": {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}}}
+        playbook = [{
+            "name": "reclaim.docker integration test",
+            "hosts": "all",
+            "gather_facts": False,
+            "module_defaults": {"group/reclaim.docker.docker": {"docker_host": "{{ reclaim_docker_host }}"}},
+            "tasks": tasks,
+        }]
+        (run_dir / "inventory.yml").write_text(yaml.safe_dump(inventory))
+        (run_dir / "playbook.yml").write_text(yaml.safe_dump(playbook, sort_keys=False))
+        record = run_dir / "results.json"
+        env = dict(os.environ,
+                   RECLAIM_RECORD_FILE=str(record),
+                   ANSIBLE_CALLBACK_PLUGINS=str(HERE / "callback_plugins"),
+                   ANSIBLE_CALLBACKS_ENABLED="record_results",
+                   ANSIBLE_NOCOLOR="1",
+                   ANSIBLE_RETRY_FILES_ENABLED="0")
+        command = [ANSIBLE_PLAYBOOK, "-i", str(run_dir / "inventory.yml"), str(run_dir / "playbook.yml"), *extra_args]
+        if check:
+            command.append("--check")
+        if diff:
+            command.append("--diff")
+        completed = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+        output = completed.stdout + completed.stderr
+        assert record.exists(), f"ansible-playbook recorded nothing:\n{output}"
+        return PlaybookRun(completed.returncode, output, json.loads(record.read_text()))
+
+    def module(self, module, args, engine, check=False, diff=False):
+        """Run one module task on ENGINE; return its result dict (failed or not)."""
+        run = self.play([{"name": "under test", module: args}], {"host": engine.docker_host}, check=check, diff=diff)
+        return run.task("under test")["result"]
+
+
+@pytest.fixture
+def ansible(tmp_path):
+    return Ansible(tmp_path)

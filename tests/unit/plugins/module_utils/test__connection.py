@@ -1,0 +1,179 @@
+"""The connection options: env fallbacks, TLS combinations, bad values, messages."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+
+from ansible_collections.reclaim.docker.plugins.module_utils import _connection as conn
+
+ENV_VARS = ("DOCKER_HOST", "DOCKER_TLS_HOSTNAME", "DOCKER_API_VERSION", "DOCKER_TIMEOUT", "DOCKER_TLS",
+            "DOCKER_TLS_VERIFY", "DOCKER_CERT_PATH")
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch):
+    for name in ENV_VARS:
+        monkeypatch.delenv(name, raising=False)
+
+
+def validated(params):
+    result = ArgumentSpecValidator(conn.connection_argument_spec()).validate(params)
+    assert not result.error_messages, result.error_messages
+    return result.validated_parameters
+
+
+def settings(params, environ=None):
+    return conn.connection_settings(validated(params), environ or {})
+
+
+def test_defaults_match_community_docker():
+    params = validated({})
+    assert params["docker_host"] == "unix:///var/run/docker.sock"
+    assert params["api_version"] == "auto"
+    assert params["timeout"] == 60
+    assert params["tls"] is False and params["validate_certs"] is False
+
+
+def test_env_fallbacks(monkeypatch):
+    monkeypatch.setenv("DOCKER_HOST", "tcp://192.0.2.10:2376")
+    monkeypatch.setenv("DOCKER_API_VERSION", "1.43")
+    monkeypatch.setenv("DOCKER_TIMEOUT", "7")
+    monkeypatch.setenv("DOCKER_TLS_VERIFY", "1")
+    monkeypatch.setenv("DOCKER_TLS_HOSTNAME", "docker.example.com")
+    params = validated({})
+    assert params["docker_host"] == "tcp://192.0.2.10:2376"
+    assert params["api_version"] == "1.43"
+    assert params["timeout"] == 7
+    assert params["validate_certs"] is True
+    assert params["tls_hostname"] == "docker.example.com"
+
+
+def test_task_value_beats_env(monkeypatch):
+    monkeypatch.setenv("DOCKER_HOST", "tcp://192.0.2.10:2376")
+    assert validated({"docker_host": "unix:///run/other.sock"})["docker_host"] == "unix:///run/other.sock"
+
+
+@pytest.mark.parametrize("alias, option", [
+    ("docker_url", "docker_host"), ("docker_api_version", "api_version"), ("tls_verify", "validate_certs"),
+    ("ca_cert", "ca_path"), ("tls_ca_cert", "ca_path"), ("cacert_path", "ca_path"),
+    ("tls_client_cert", "client_cert"), ("cert_path", "client_cert"),
+    ("tls_client_key", "client_key"), ("key_path", "client_key"),
+])
+def test_aliases(alias, option):
+    value = True if option == "validate_certs" else "/x"
+    assert validated({alias: value})[option] == value
+
+
+def test_plain_socket():
+    result = settings({})
+    assert result["base_url"] == "unix:///var/run/docker.sock"
+    assert result["tls"] is None
+
+
+def test_bare_path_is_a_unix_socket():
+    assert settings({"docker_host": "/run/docker.sock"})["base_url"] == "unix:///run/docker.sock"
+
+
+def test_tls_without_verification_switches_to_https():
+    result = settings({"docker_host": "tcp://192.0.2.10:2376", "tls": True})
+    assert result["base_url"] == "https://192.0.2.10:2376"
+    assert result["tls"] == {"verify": False, "ca_cert": None, "client_cert": None}
+
+
+@pytest.fixture
+def cert_dir(tmp_path):
+    for name in ("ca.pem", "cert.pem", "key.pem"):
+        (tmp_path / name).write_text("x")
+    return tmp_path
+
+
+def test_verify_takes_files_from_docker_cert_path(cert_dir):
+    result = settings({"docker_host": "tcp://h:2376", "validate_certs": True, "tls_hostname": "docker.example.com"},
+                      {"DOCKER_CERT_PATH": str(cert_dir)})
+    assert result["tls"] == {"verify": True, "ca_cert": str(cert_dir / "ca.pem"),
+                             "client_cert": (str(cert_dir / "cert.pem"), str(cert_dir / "key.pem"))}
+    assert result["tls_hostname"] == "docker.example.com"
+
+
+def test_explicit_files_beat_docker_cert_path(cert_dir, tmp_path_factory):
+    other = tmp_path_factory.mktemp("other") / "myca.pem"
+    other.write_text("x")
+    result = settings({"docker_host": "tcp://h:2376", "validate_certs": True, "ca_path": str(other)},
+                      {"DOCKER_CERT_PATH": str(cert_dir)})
+    assert result["tls"]["ca_cert"] == str(other)
+
+
+def test_validate_certs_takes_precedence_over_tls(cert_dir):
+    result = settings({"docker_host": "tcp://h:2376", "tls": True, "validate_certs": True,
+                       "ca_path": str(cert_dir / "ca.pem")})
+    assert result["tls"]["verify"] is True
+
+
+def test_tls_hostname_ignored_without_verification():
+    assert settings({"docker_host": "tcp://h:2376", "tls": True, "tls_hostname": "x"})["tls_hostname"] is None
+
+
+@pytest.mark.parametrize("params, fragment", [
+    ({"docker_host": ""}, "docker_host is empty"),
+    ({"docker_host": "ftp://h"}, "is not a Docker endpoint"),
+    ({"docker_host": "unix:///run/docker.sock", "tls": True}, "apply to tcp:// hosts"),
+    ({"docker_host": "tcp://h:2376", "validate_certs": True, "ca_path": "/nonexistent/ca.pem"},
+     "ca_path /nonexistent/ca.pem (from ca_path) is not a file"),
+    ({"docker_host": "tcp://h:2376", "tls": True, "client_cert": "/nonexistent/c.pem", "client_key": "/nonexistent/k.pem"},
+     "client_cert /nonexistent/c.pem"),
+    ({"api_version": "latest"}, "api_version 'latest' is not a version"),
+    ({"api_version": "1.40"}, "api_version 1.40 is too old"),
+    ({"timeout": 0}, "timeout must be a positive number"),
+])
+def test_bad_values_name_the_option(params, fragment):
+    with pytest.raises(conn.EngineConnectionError, match=None) as error:
+        settings(params)
+    assert fragment in str(error.value)
+
+
+def test_missing_cert_from_env_names_docker_cert_path(tmp_path):
+    with pytest.raises(conn.EngineConnectionError) as error:
+        settings({"docker_host": "tcp://h:2376", "validate_certs": True}, {"DOCKER_CERT_PATH": str(tmp_path)})
+    assert "(from DOCKER_CERT_PATH)" in str(error.value)
+
+
+def test_cert_without_key_is_refused_by_the_spec():
+    spec = conn.connection_argument_spec()
+    assert ("client_cert", "client_key") in conn.CONNECTION_REQUIRED_TOGETHER
+    assert set(spec) >= {"docker_host", "tls", "validate_certs", "ca_path", "client_cert", "client_key",
+                         "tls_hostname", "api_version", "timeout"}
+
+
+def test_missing_socket_message(tmp_path):
+    with pytest.raises(conn.EngineConnectionError) as error:
+        conn.connect(validated({"docker_host": f"unix://{tmp_path}/docker.sock"}))
+    message = str(error.value)
+    assert f"unix://{tmp_path}/docker.sock" in message and "does not exist" in message
+
+
+def test_dead_socket_message(tmp_path):
+    path = tmp_path / "dead.sock"
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(str(path))
+    server.close()  # the file stays, nobody listens: what a crashed daemon leaves
+    with pytest.raises(conn.EngineConnectionError) as error:
+        conn.connect(validated({"docker_host": f"unix://{path}", "timeout": 2}))
+    assert "nothing listens on the socket" in str(error.value)
+
+
+def test_refused_tcp_message():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with pytest.raises(conn.EngineConnectionError) as error:
+        conn.connect(validated({"docker_host": f"tcp://127.0.0.1:{port}", "timeout": 2}))
+    assert f"tcp://127.0.0.1:{port}" in str(error.value) and "refused" in str(error.value)
+
+
+@pytest.mark.parametrize("version, minimum, expected", [
+    ("1.41", "1.41", True), ("1.51", "1.42", True), ("1.41", "1.50", False), ("1.9", "1.10", False)])
+def test_version_at_least(version, minimum, expected):
+    assert conn.version_at_least(version, minimum) is expected
