@@ -15,6 +15,7 @@ import yaml
 from harness import engines
 
 HERE = Path(__file__).resolve().parent
+COLLECTIONS = HERE.parents[1] / ".collections"
 ANSIBLE_PLAYBOOK = str(Path(sys.executable).parent / "ansible-playbook")
 
 
@@ -70,6 +71,7 @@ class Ansible:
         (run_dir / "playbook.yml").write_text(yaml.safe_dump(playbook, sort_keys=False))
         record = run_dir / "results.json"
         env = dict(os.environ,
+                   ANSIBLE_COLLECTIONS_PATH=str(COLLECTIONS),
                    RECLAIM_RECORD_FILE=str(record),
                    ANSIBLE_CALLBACK_PLUGINS=str(HERE / "callback_plugins"),
                    ANSIBLE_CALLBACKS_ENABLED="record_results",

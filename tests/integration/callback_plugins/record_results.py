@@ -26,11 +26,13 @@ class CallbackModule(CallbackBase):
         self._results = []
 
     def _record(self, result, status):
+        # As a registered variable shows it: ansible-core 2.21 keeps `failed` out of the callback's copy.
+        recorded = dict(result._result, failed=status == "failed")
         self._results.append({
             "host": result._host.get_name(),
             "task": result._task.get_name(),
             "status": status,
-            "result": result._result,
+            "result": recorded,
         })
 
     def v2_runner_on_ok(self, result):

@@ -1,0 +1,257 @@
+# Copyright (c) reclaim.docker contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+# This module utility is PRIVATE to the collection: it can change at any time.
+
+"""The engine model: what a snapshot holds, how references resolve, and which bytes removals free.
+
+Pure: no I/O. Snapshots are read by _snapshot.py, or loaded from recorded JSON in tests.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+FULL_ID = re.compile(r"^(?:sha256:)?([0-9a-f]{64})$")
+# The daemon tries a bare hex string of 6 to 64 characters as an ID prefix (distribution's
+# shortIdentifier); shorter ones are only ever repository names.
+SHORT_ID = re.compile(r"^[0-9a-f]{6,64}$")
+DIGEST_REF = re.compile(r"^(?P<repo>[^@]+)@(?P<digest>sha256:[0-9a-f]{64})$")
+STORE_CONTAINERD = "containerd"
+
+
+def short_id(image_or_container_id):
+    return image_or_container_id.split(":", 1)[-1][:12]
+
+
+def familiar_name(repo):
+    """docker.io/library/busybox -> busybox, docker.io/lab/x -> lab/x, as the CLI shows names."""
+    for prefix in ("docker.io/library/", "index.docker.io/library/", "docker.io/", "index.docker.io/"):
+        if repo.startswith(prefix):
+            return repo[len(prefix):]
+    return repo
+
+
+def normalize_reference(reference):
+    """A user's reference in the form the engine lists it: familiar name, ':latest' when no tag or digest."""
+    match = DIGEST_REF.match(reference)
+    if match:
+        return f"{familiar_name(match.group('repo'))}@{match.group('digest')}"
+    name, tag = reference, "latest"
+    last = reference.rsplit("/", 1)[-1]
+    if ":" in last:
+        name, tag = reference.rsplit(":", 1)
+    return f"{familiar_name(name)}:{tag}"
+
+
+def repository_of(reference):
+    return reference.split("@", 1)[0] if "@" in reference else reference.rsplit(":", 1)[0]
+
+
+def chain_ids(diff_ids):
+    """Layer chain IDs (the identity of a layer in the store: a layer and everything under it)."""
+    chain = []
+    for diff_id in diff_ids:
+        if not chain:
+            chain.append(diff_id)
+        else:
+            chain.append("sha256:" + hashlib.sha256(f"{chain[-1]} {diff_id}".encode()).hexdigest())
+    return chain
+
+
+class Image:
+    __slots__ = ("id", "repo_tags", "repo_digests", "parent_id", "created", "size", "shared_size", "labels",
+                 "manifests")
+
+    def __init__(self, id, repo_tags=(), repo_digests=(), parent_id="", created=0, size=0, shared_size=-1,
+                 labels=None, manifests=()):
+        self.id = id
+        self.repo_tags = tuple(sorted(t for t in repo_tags if t and t != "<none>:<none>"))
+        self.repo_digests = tuple(sorted(d for d in repo_digests if d and d != "<none>@<none>"))
+        self.parent_id = parent_id or ""
+        self.created = created
+        self.size = size
+        self.shared_size = shared_size
+        self.labels = dict(labels or {})
+        # Containerd store only: one dict per platform manifest (digest, kind, available, platform, size).
+        self.manifests = [dict(m) for m in manifests]
+
+    @property
+    def references(self):
+        return self.repo_tags + self.repo_digests
+
+    def to_dict(self):
+        return {slot: getattr(self, slot) for slot in self.__slots__}
+
+
+class Container:
+    __slots__ = ("id", "name", "image_id", "image", "state", "size_rw", "created", "labels")
+
+    def __init__(self, id, name, image_id, image="", state="exited", size_rw=0, created=0, labels=None):
+        self.id = id
+        self.name = name
+        self.image_id = image_id
+        self.image = image
+        self.state = state
+        self.size_rw = size_rw
+        self.created = created
+        self.labels = dict(labels or {})
+
+    @property
+    def running(self):
+        # A paused or restarting container still holds its image as a running one does.
+        return self.state in ("running", "paused", "restarting")
+
+    def describe(self):
+        return f"{self.name} ({short_id(self.id)}, {self.state})"
+
+    def to_dict(self):
+        return {slot: getattr(self, slot) for slot in self.__slots__}
+
+
+class Snapshot:
+    """One read of engine state. `layers` maps image IDs to layer keys, filled only where needed."""
+
+    def __init__(self, engine, images, containers, layers=None, layer_sizes=None):
+        self.engine = dict(engine)
+        self.images = {image.id: image for image in images}
+        self.containers = {container.id: container for container in containers}
+        self.layers = dict(layers or {})
+        self.layer_sizes = dict(layer_sizes or {})
+
+    @property
+    def containerd_store(self):
+        return self.engine.get("image_store") == STORE_CONTAINERD
+
+    def containers_of(self, image_id):
+        return sorted((c for c in self.containers.values() if c.image_id == image_id), key=lambda c: c.name)
+
+    def children_of(self, image_id):
+        return sorted(i.id for i in self.images.values() if i.parent_id == image_id)
+
+    def resolve(self, reference):
+        """Find what REFERENCE names: (kind, image, normalized) with kind 'id', 'tag' or 'digest', or None."""
+        match = FULL_ID.match(reference)
+        if match:
+            image = self.images.get("sha256:" + match.group(1))
+            return ("id", image, image.id) if image else None
+        normalized = normalize_reference(reference)
+        if "@" in normalized:
+            for image in self.images.values():
+                if normalized in image.repo_digests:
+                    return "digest", image, normalized
+                # The containerd store lists a tagged image's digest as repo@<image id>, and deleting
+                # repo@digest there removes that repository's tags on the image.
+                if self.containerd_store and normalized.split("@", 1)[1] == image.id and \
+                        any(repository_of(tag) == repository_of(normalized) for tag in image.repo_tags):
+                    return "digest", image, normalized
+            return None
+        for image in self.images.values():
+            if normalized in image.repo_tags:
+                return "tag", image, normalized
+        if SHORT_ID.match(reference):
+            found = [i for i in self.images.values() if i.id.split(":", 1)[1].startswith(reference)]
+            if len(found) == 1:
+                return "id", found[0], found[0].id
+        return None
+
+    def to_dict(self):
+        return {
+            "engine": self.engine,
+            "images": [i.to_dict() for i in sorted(self.images.values(), key=lambda i: i.id)],
+            "containers": [c.to_dict() for c in sorted(self.containers.values(), key=lambda c: c.id)],
+            "layers": {k: list(v) for k, v in sorted(self.layers.items())},
+            "layer_sizes": dict(sorted(self.layer_sizes.items())),
+        }
+
+    @classmethod
+    def from_dict(cls, data):
+        return cls(data["engine"], [Image(**i) for i in data["images"]], [Container(**c) for c in data["containers"]],
+                   {k: tuple(v) for k, v in data.get("layers", {}).items()}, data.get("layer_sizes", {}))
+
+
+def images_needing_layers(snapshot, image_ids):
+    """Which images' layer chains exactness needs, when IMAGE_IDS may be deleted.
+
+    An image whose SharedSize is 0 shares no layer with any other image, so its own Size is what it
+    holds; only images that share (SharedSize > 0) or whose sharing is unknown (-1: API 1.41) need
+    their chains, and then every such image does, to see who shares with whom.
+    """
+    touched = [snapshot.images[i] for i in image_ids if i in snapshot.images]
+    if all(image.shared_size == 0 for image in touched):
+        return set(image_ids) - set(snapshot.layers)
+    sharing = {i.id for i in snapshot.images.values() if i.shared_size != 0}
+    return (sharing | set(image_ids)) - set(snapshot.layers)
+
+
+def image_layers(snapshot, image_id):
+    """The layer keys IMAGE_ID holds; an image never inspected holds one private pseudo-layer of its Size."""
+    if image_id in snapshot.layers:
+        return snapshot.layers[image_id]
+    return ("image:" + image_id,)
+
+
+def layer_size(snapshot, key):
+    if key.startswith("image:"):
+        image = snapshot.images.get(key[len("image:"):])
+        return image.size if image else 0
+    return snapshot.layer_sizes.get(key, 0)
+
+
+class Accounting:
+    """Bytes freed by removals, from the layer graph: the layers that no remaining image or container
+    references, plus the writable layers of removed containers. Never a sum of image Sizes."""
+
+    def __init__(self, snapshot):
+        self.snapshot = snapshot
+        self.deleted_images = set()
+        self.removed_containers = set()
+
+    def _held(self, deleted_images, removed_containers):
+        held = set()
+        for image_id in self.snapshot.images:
+            if image_id not in deleted_images:
+                held.update(image_layers(self.snapshot, image_id))
+        for container in self.snapshot.containers.values():
+            if container.id not in removed_containers:
+                held.update(image_layers(self.snapshot, container.image_id))
+        return held
+
+    def freed_layers(self, deleted_images=None, removed_containers=None):
+        deleted_images = self.deleted_images if deleted_images is None else deleted_images
+        removed_containers = self.removed_containers if removed_containers is None else removed_containers
+        candidates = set()
+        for image_id in deleted_images:
+            candidates.update(image_layers(self.snapshot, image_id))
+        for container_id in removed_containers:
+            container = self.snapshot.containers.get(container_id)
+            if container and container.image_id not in self.snapshot.images:
+                # An image record deleted earlier (docker rmi -f) leaves its layers held by the container alone.
+                candidates.update(self.snapshot.layers.get(container.image_id, ()))
+        return candidates - self._held(deleted_images, removed_containers)
+
+    def freed_bytes(self, deleted_images=None, removed_containers=None):
+        removed_containers = self.removed_containers if removed_containers is None else removed_containers
+        layers = self.freed_layers(deleted_images, removed_containers)
+        writable = sum(self.snapshot.containers[c].size_rw for c in removed_containers if c in self.snapshot.containers)
+        return sum(layer_size(self.snapshot, key) for key in layers) + writable
+
+    def remove_container(self, container_id):
+        """Record a container removal; return the bytes it frees given what was recorded before."""
+        before = self.freed_bytes()
+        self.removed_containers.add(container_id)
+        return self.freed_bytes() - before
+
+    def delete_image(self, image_id):
+        before = self.freed_bytes()
+        self.deleted_images.add(image_id)
+        return self.freed_bytes() - before
+
+    def held_by_containers_only(self, image_id):
+        """Bytes of IMAGE_ID's layers that would be freed but for the containers still using them."""
+        without_containers = self.freed_bytes(self.deleted_images | {image_id},
+                                              self.removed_containers | {c.id for c in self.snapshot.containers_of(image_id)})
+        writable = sum(c.size_rw for c in self.snapshot.containers_of(image_id) if c.id not in self.removed_containers)
+        return without_containers - self.freed_bytes() - writable

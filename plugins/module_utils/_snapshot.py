@@ -1,0 +1,129 @@
+# Copyright (c) reclaim.docker contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+# This module utility is PRIVATE to the collection: it can change at any time.
+
+"""Reading engine state into a Snapshot: a fixed number of list calls, per-image calls only where exactness needs them."""
+
+from __future__ import annotations
+
+from ansible_collections.reclaim.docker.plugins.module_utils._connection import APIError
+from ansible_collections.reclaim.docker.plugins.module_utils._model import (
+    STORE_CONTAINERD,
+    Container,
+    Image,
+    Snapshot,
+    chain_ids,
+    images_needing_layers,
+)
+
+SHARED_SIZE_MIN_API = "1.42"
+MANIFESTS_MIN_API = "1.47"
+
+
+def read_snapshot(client):
+    """Three calls whatever the host's size: engine info, images (all, with SharedSize), containers (all, with SizeRw).
+
+    /images/json is used rather than the SDK's images.list(), which inspects every image (100x slower on the
+    containerd store).
+    """
+    containerd = client.uses_containerd_store
+    params = {"all": 1}
+    if client.supports(SHARED_SIZE_MIN_API):
+        params["shared-size"] = 1
+    if containerd and client.supports(MANIFESTS_MIN_API):
+        params["manifests"] = 1
+    images = [
+        Image(
+            id=raw["Id"],
+            repo_tags=raw.get("RepoTags") or (),
+            repo_digests=raw.get("RepoDigests") or (),
+            parent_id=raw.get("ParentId"),
+            created=raw.get("Created") or 0,
+            size=raw.get("Size") or 0,
+            shared_size=raw.get("SharedSize", -1) if raw.get("SharedSize") is not None else -1,
+            labels=raw.get("Labels"),
+            manifests=[_manifest(m) for m in raw.get("Manifests") or ()],
+        )
+        for raw in client.get_json("/images/json", params)
+    ]
+    containers = [
+        Container(
+            id=raw["Id"],
+            name=(raw.get("Names") or ["/" + raw["Id"][:12]])[0].lstrip("/"),
+            image_id=raw.get("ImageID") or "",
+            image=raw.get("Image") or "",
+            state=raw.get("State") or "",
+            size_rw=raw.get("SizeRw") or 0,
+            created=raw.get("Created") or 0,
+            labels=raw.get("Labels"),
+        )
+        for raw in client.get_json("/containers/json", {"all": 1, "size": 1})
+    ]
+    engine = dict(
+        version=client.engine_version,
+        api_version=client.api_version,
+        image_store=STORE_CONTAINERD if containerd else client.info().get("Driver"),
+        docker_root_dir=client.info().get("DockerRootDir"),
+    )
+    return Snapshot(engine, images, containers)
+
+
+def _manifest(raw):
+    descriptor = raw.get("Descriptor") or {}
+    platform = descriptor.get("platform") or {}
+    return dict(
+        digest=descriptor.get("digest") or raw.get("ID"),
+        kind=raw.get("Kind"),
+        available=bool(raw.get("Available")),
+        platform="/".join(p for p in (platform.get("os"), platform.get("architecture"), platform.get("variant")) if p),
+        size=(raw.get("Size") or {}).get("Total") or 0,
+    )
+
+
+def layer_sizes_from_history(diff_ids, history):
+    """Each layer's size from /images/{id}/history, whose entries are newest first.
+
+    The daemon gives every history entry that made a layer that layer's size, and 0 to entries that made
+    none (ENV, CMD, ...); the API does not say which is which. When there are more entries than layers,
+    the entries with a size are layers for sure, and the zero-size entries that make up the rest are
+    taken oldest first; a wrong guess there can only move a zero size to another zero-size position.
+    """
+    entries = list(reversed(history))
+    sizes = [entry.get("Size") or 0 for entry in entries]
+    if len(entries) == len(diff_ids):
+        return sizes
+    if len(entries) < len(diff_ids):
+        return None
+    zero_layers_needed = len(diff_ids) - sum(1 for size in sizes if size > 0)
+    chosen = []
+    for size in sizes:
+        if size > 0:
+            chosen.append(size)
+        elif zero_layers_needed > 0:
+            chosen.append(0)
+            zero_layers_needed -= 1
+    return chosen if len(chosen) == len(diff_ids) else None
+
+
+def load_layers(client, snapshot, image_ids):
+    """Fill in layer chains and sizes for IMAGE_IDS and for the images that may share layers with them.
+
+    Per-image calls (inspect and history, 2 per image) are made only here: exactness needs the chains of
+    the images a plan deletes and of every image that shares layers with them; images whose SharedSize is
+    0 are accounted by their own Size.
+    """
+    for image_id in sorted(images_needing_layers(snapshot, image_ids)):
+        try:
+            diff_ids = client.api.inspect_image(image_id).get("RootFS", {}).get("Layers") or []
+            sizes = layer_sizes_from_history(diff_ids, client.api.history(image_id))
+        except APIError:
+            # Gone since the snapshot: it is accounted by its listed Size, and apply reports the race.
+            continue
+        if sizes is None:
+            continue
+        chains = chain_ids(diff_ids)
+        snapshot.layers[image_id] = tuple(chains)
+        for chain, size in zip(chains, sizes):
+            snapshot.layer_sizes[chain] = size

@@ -1,0 +1,209 @@
+"""reclaim.docker.image_remove through Ansible, on real engines of every flavour.
+
+Each scenario runs as community.docker's targets do: check mode with diff, the real run, then again,
+and the engine's own accounting (LayersSize of /system/df, containers' SizeRw) is the judge of the bytes.
+"""
+
+from __future__ import annotations
+
+import time
+
+import docker
+import pytest
+
+from harness import scenario
+
+MODULE = "reclaim.docker.image_remove"
+LAYERS = {"S": 3_000_000, "X": 2_500_000, "k1own": 1_500_000, "d1own": 2_000_000, "d4own": 500_000, "own": 700_000}
+
+
+def api(engine):
+    return docker.APIClient(base_url=engine.docker_host, version="auto")
+
+
+def layers_size(engine):
+    return api(engine).df()["LayersSize"]
+
+
+def containerd(engine):
+    return engine.flavour == "28.5-containerd"
+
+
+def exists(engine, reference):
+    try:
+        api(engine).inspect_image(reference)
+        return True
+    except docker.errors.NotFound:
+        return False
+
+
+def check_then_real(ansible, engine, args):
+    """Check mode, then the real run; asserts that check mode changed nothing and predicted the real run."""
+    before = scenario.fingerprint(engine.docker_host)
+    predicted = ansible.module(MODULE, args, engine, check=True, diff=True)
+    assert scenario.fingerprint(engine.docker_host) == before, "check mode changed the engine"
+    real = ansible.module(MODULE, args, engine, diff=True)
+    for key in ("changed", "untagged", "deleted", "removed_containers", "reclaimed_bytes", "failed", "diff"):
+        assert predicted.get(key) == real.get(key), f"{key}: check {predicted.get(key)} != real {real.get(key)}"
+    assert [a["action"] for a in predicted["actions"]] == [a["action"] for a in real["actions"]]
+    return predicted, real
+
+
+def assert_idempotent(ansible, engine, args):
+    again = ansible.module(MODULE, args, engine)
+    assert again["changed"] is False and again["reclaimed_bytes"] == 0, again
+
+
+def test_tag_of_multi_tag_image_only_untags(ansible, engine, prefix):
+    built = scenario.build(engine.docker_host, {"layers": LAYERS, "images": [
+        {"name": "multi", "tags": ["lab/multi:1", "lab/multi:2"], "layers": ["own"]}]}, prefix=prefix)
+    size_before = layers_size(engine)
+    args = {"name": [f"{prefix}/lab/multi:1"]}
+    predicted, real = check_then_real(ansible, engine, args)
+    assert real["changed"] is True
+    assert real["untagged"] == [f"{prefix}/lab/multi:1"] and real["deleted"] == []
+    assert real["reclaimed_bytes"] == 0
+    assert exists(engine, built.images["multi"]["id"]) and exists(engine, f"{prefix}/lab/multi:2")
+    assert layers_size(engine) == size_before
+    # The containerd store also lists repo@digest for every tagged image.
+    before_refs = predicted["diff"]["before"]["images"][built.images["multi"]["id"]]
+    assert [r for r in before_refs if "@" not in r] == sorted(built.images["multi"]["tags"])
+    assert_idempotent(ansible, engine, args)
+
+
+def test_last_tag_deletes_and_frees_exact_bytes(ansible, engine, prefix):
+    built = scenario.build(engine.docker_host, {"layers": LAYERS, "images": [
+        {"name": "k1", "tags": ["lab/k1:1"], "layers": ["S", "k1own"]},
+        {"name": "d1", "tags": ["lab/d1:1"], "layers": ["S", "d1own"]},
+        {"name": "d3", "tags": ["lab/d3:1"], "layers": ["X"]},
+        {"name": "d4", "tags": ["lab/d4:1"], "layers": ["X", "d4own"]},
+    ]}, prefix=prefix)
+    size_before = layers_size(engine)
+    args = {"name": [f"{prefix}/lab/d1:1", f"{prefix}/lab/d3:1", f"{prefix}/lab/d4:1"]}
+    _predicted, real = check_then_real(ansible, engine, args)
+    assert sorted(real["deleted"]) == sorted(built.images[n]["id"] for n in ("d1", "d3", "d4"))
+    drop = size_before - layers_size(engine)
+    if containerd(engine):
+        # The containerd store frees unpacked snapshots (predicted) and compressed content blobs (not itemised).
+        assert real["reclaimed_bytes"] > 0 and drop >= real["reclaimed_bytes"], (real["reclaimed_bytes"], drop)
+    else:
+        # S stays with k1; X, shared only by deleted images, is freed once; never a sum of image Sizes.
+        assert real["reclaimed_bytes"] == LAYERS["d1own"] + LAYERS["X"] + LAYERS["d4own"]
+        assert drop == real["reclaimed_bytes"]
+    assert exists(engine, built.images["k1"]["id"])
+    assert_idempotent(ansible, engine, args)
+
+
+def test_id_with_several_tags_needs_force(ansible, engine, prefix):
+    built = scenario.build(engine.docker_host, {"layers": LAYERS, "images": [
+        {"name": "multi", "tags": ["lab/a:1", "lab/b:1"], "layers": ["own"]}]}, prefix=prefix)
+    image_id = built.images["multi"]["id"]
+    before = scenario.fingerprint(engine.docker_host)
+    refused = ansible.module(MODULE, {"name": [image_id[7:19]]}, engine)
+    assert refused["failed"] is True
+    assert f"{prefix}/lab/a:1" in refused["msg"] and f"{prefix}/lab/b:1" in refused["msg"] and "force" in refused["msg"]
+    assert scenario.fingerprint(engine.docker_host) == before
+    args = {"name": [image_id], "force": True}
+    _predicted, real = check_then_real(ansible, engine, args)
+    assert [r for r in real["untagged"] if "@" not in r] == sorted(built.images["multi"]["tags"])
+    assert real["deleted"] == [image_id]
+    assert not exists(engine, image_id)
+    assert_idempotent(ansible, engine, args)
+
+
+@pytest.mark.parametrize("force", [False, True])
+def test_image_of_running_container_is_never_removed(ansible, engine, prefix, force):
+    built = scenario.build(engine.docker_host, {"layers": LAYERS, "images": [
+        {"name": "run", "tags": ["lab/run:1"], "layers": ["own"]}],
+        "containers": [{"name": "web", "image": "lab/run:1", "state": "running"}]}, prefix=prefix)
+    before = scenario.fingerprint(engine.docker_host)
+    for name in (f"{prefix}/lab/run:1", built.images["run"]["id"]):
+        result = ansible.module(MODULE, {"name": [name], "force": force}, engine, check=True)
+        real = ansible.module(MODULE, {"name": [name], "force": force}, engine)
+        for outcome in (result, real):
+            assert outcome["failed"] is True and outcome["changed"] is False
+            container_id = built.containers["web"]
+            assert f"{prefix}-web ({container_id[:12]}, running)" in outcome["msg"], outcome["msg"]
+    assert scenario.fingerprint(engine.docker_host) == before
+
+
+def test_image_of_stopped_container(ansible, engine, prefix):
+    built = scenario.build(engine.docker_host, {"layers": LAYERS, "images": [
+        {"name": "old", "tags": ["lab/old:1"], "layers": ["d1own"]},
+        {"name": "forced", "tags": ["lab/forced:1"], "layers": ["d4own"]}],
+        "containers": [{"name": "batch", "image": "lab/old:1", "state": "exited", "writable_bytes": 300_000},
+                       {"name": "job", "image": "lab/forced:1", "state": "exited", "writable_bytes": 100_000}]},
+        prefix=prefix)
+    before = scenario.fingerprint(engine.docker_host)
+    refused = ansible.module(MODULE, {"name": [f"{prefix}/lab/old:1"]}, engine)
+    assert refused["failed"] is True and "remove_stopped_containers" in refused["msg"]
+    assert f"{prefix}-batch ({built.containers['batch'][:12]}, exited)" in refused["msg"]
+    assert scenario.fingerprint(engine.docker_host) == before
+
+    size_rw = {c["Id"]: c.get("SizeRw", 0) for c in api(engine).df()["Containers"]}
+    size_before = layers_size(engine)
+    args = {"name": [f"{prefix}/lab/old:1"], "remove_stopped_containers": True}
+    _predicted, real = check_then_real(ansible, engine, args)
+    assert real["removed_containers"] == [built.containers["batch"]]
+    assert real["deleted"] == [built.images["old"]["id"]]
+    assert [a["action"] for a in real["actions"]] == ["remove_container", "delete_image"]
+    writable = size_rw[built.containers["batch"]]
+    assert writable >= 300_000
+    if not containerd(engine):
+        assert real["reclaimed_bytes"] == LAYERS["d1own"] + writable
+        assert size_before - layers_size(engine) == LAYERS["d1own"]
+    assert_idempotent(ansible, engine, args)
+
+    # force alone: what docker rmi -f does, reported honestly.
+    args = {"name": [f"{prefix}/lab/forced:1"], "force": True}
+    _predicted, real = check_then_real(ansible, engine, args)
+    assert real["reclaimed_bytes"] == 0 and real["untagged"] == [f"{prefix}/lab/forced:1"]
+    assert real["orphaned"][0]["image"] == built.images["forced"]["id"]
+    assert real["orphaned"][0]["containers"] == [built.containers["job"]]
+    if not containerd(engine):
+        assert real["orphaned"][0]["bytes"] == LAYERS["d4own"]
+    assert any("no space was freed" in w for w in real.get("warnings", []))
+    assert api(engine).inspect_container(built.containers["job"])["Image"] == built.images["forced"]["id"]
+
+
+def test_missing_image_is_ok(ansible, engine, prefix):
+    result = ansible.module(MODULE, {"name": [f"{prefix}/nothing:here", "abcdef123456"]}, engine)
+    assert result["changed"] is False and result.get("failed") is not True
+    assert result["not_found"] == [f"{prefix}/nothing:here", "abcdef123456"]
+
+
+def test_several_names_do_what_they_can_then_fail(ansible, engine, prefix):
+    built = scenario.build(engine.docker_host, {"layers": LAYERS, "images": [
+        {"name": "free", "tags": ["lab/free:1"], "layers": ["own"]},
+        {"name": "busy", "tags": ["lab/busy:1"], "layers": ["d4own"]}],
+        "containers": [{"name": "svc", "image": "lab/busy:1", "state": "running"}]}, prefix=prefix)
+    result = ansible.module(MODULE, {"name": [f"{prefix}/lab/busy:1", f"{prefix}/lab/free:1"]}, engine)
+    assert result["failed"] is True and result["changed"] is True
+    assert result["msg"].startswith("Could not remove: ") and f"{prefix}/lab/busy:1" in result["msg"]
+    assert result["deleted"] == [built.images["free"]["id"]]
+    assert not exists(engine, built.images["free"]["id"]) and exists(engine, built.images["busy"]["id"])
+
+
+def test_platform(ansible, engine, prefix):
+    if not containerd(engine):
+        scenario.build(engine.docker_host, {"layers": LAYERS, "images": [
+            {"name": "one", "tags": ["lab/one:1"], "layers": ["own"]}]}, prefix=prefix)
+        before = scenario.fingerprint(engine.docker_host)
+        result = ansible.module(MODULE, {"name": [f"{prefix}/lab/one:1"], "platform": "linux/arm64"}, engine)
+        assert result["failed"] is True and "Nothing was changed" in result["msg"]
+        assert ("containerd image store" in result["msg"]) if engine.flavour == "28.5" else ("API 1.50" in result["msg"])
+        assert scenario.fingerprint(engine.docker_host) == before
+        return
+    built = scenario.build(engine.docker_host, {"multiplatform": [
+        {"name": "mp", "tag": "lab/mp:1", "platforms": ["linux/amd64", "linux/arm64"]}]}, prefix=prefix)
+    reference = f"{prefix}/lab/mp:1"
+    args = {"name": [reference], "platform": "linux/arm64"}
+    _predicted, real = check_then_real(ansible, engine, args)
+    assert [a["action"] for a in real["actions"]] == ["delete_platform"] and real["reclaimed_bytes"] > 0
+    manifests = api(engine)._result(api(engine)._get(api(engine)._url("/images/{0}/json", reference),
+                                                      params={"manifests": 1}), json=True)["Manifests"]
+    available = {m["Descriptor"]["platform"]["architecture"]: m["Available"] for m in manifests if m["Kind"] == "image"}
+    assert available == {"amd64": True, "arm64": False}, built
+    time.sleep(0.1)
+    assert_idempotent(ansible, engine, args)
+    assert exists(engine, reference)
