@@ -160,8 +160,9 @@ class ImageRemovalPlanner:
         self.plan.add("force_untag", reference=reference if kind != "id" else image.id, image=image.id, untags=untags,
                       record_deleted=record_deleted, force=True, bytes=0,
                       reason=f"force: untagged while stopped container(s) {_names(containers)} hold its layers")
-        self.plan.orphaned.append(dict(image=image.id, containers=[c.id for c in containers],
-                                       container_names=[c.name for c in containers], bytes=held))
+        if all(o["image"] != image.id for o in self.plan.orphaned):
+            self.plan.orphaned.append(dict(image=image.id, containers=[c.id for c in containers],
+                                           container_names=[c.name for c in containers], bytes=held))
 
     def _prune_parents(self, image):
         """What `docker rmi` does without --no-prune on overlay2: delete untagged parents that nothing else

@@ -125,6 +125,10 @@ class Snapshot:
     def containerd_store(self):
         return self.engine.get("image_store") == STORE_CONTAINERD
 
+    def orphan_holders(self):
+        """Containers whose image is no longer listed; their layers are still on disk."""
+        return sorted((c for c in self.containers.values() if c.image_id not in self.images), key=lambda c: c.id)
+
     def containers_of(self, image_id):
         return sorted((c for c in self.containers.values() if c.image_id == image_id), key=lambda c: c.name)
 
@@ -180,7 +184,9 @@ def images_needing_layers(snapshot, image_ids):
     their chains, and then every such image does, to see who shares with whom.
     """
     touched = [snapshot.images[i] for i in image_ids if i in snapshot.images]
-    if all(image.shared_size == 0 for image in touched):
+    # A container whose image record is gone (docker rmi -f) holds layers that no listed image shows, so
+    # SharedSize 0 does not prove a touched image's layers are its own: its chain is needed then.
+    if all(image.shared_size == 0 for image in touched) or snapshot.orphan_holders():
         return set(image_ids) - set(snapshot.layers)
     sharing = {i.id for i in snapshot.images.values() if i.shared_size != 0}
     return (sharing | set(image_ids)) - set(snapshot.layers)

@@ -114,9 +114,11 @@ def load_layers(client, snapshot, image_ids):
     the images a plan deletes and of every image that shares layers with them; images whose SharedSize is
     0 are accounted by their own Size.
     """
+    layer_dirs = {}
     for image_id in sorted(images_needing_layers(snapshot, image_ids)):
         try:
-            diff_ids = client.api.inspect_image(image_id).get("RootFS", {}).get("Layers") or []
+            inspect = client.api.inspect_image(image_id)
+            diff_ids = inspect.get("RootFS", {}).get("Layers") or []
             sizes = layer_sizes_from_history(diff_ids, client.api.history(image_id))
         except APIError:
             # Gone since the snapshot: it is accounted by its listed Size, and apply reports the race.
@@ -127,3 +129,30 @@ def load_layers(client, snapshot, image_ids):
         snapshot.layers[image_id] = tuple(chains)
         for chain, size in zip(chains, sizes):
             snapshot.layer_sizes[chain] = size
+        layer_dirs.update(zip(chains, _overlay_dirs(inspect)))
+    _load_orphan_holders(client, snapshot, layer_dirs)
+
+
+def _overlay_dirs(inspect):
+    """overlay2's layer directories of an image, bottom layer first (the API lists them top down)."""
+    data = (inspect.get("GraphDriver") or {}).get("Data") or {}
+    lower = [d for d in (data.get("LowerDir") or "").split(":") if d]
+    upper = [data["UpperDir"]] if data.get("UpperDir") else []
+    return list(reversed(lower)) + upper
+
+
+def _load_orphan_holders(client, snapshot, layer_dirs):
+    """Which known layers each container with a deleted image record still holds.
+
+    Neither the image nor its chain can be inspected any more, but on overlay2 the container's own lower
+    directories are the layers it holds, and image inspect told which directory is which layer.
+    """
+    if not layer_dirs:
+        return
+    for container in snapshot.orphan_holders():
+        try:
+            data = (client.api.inspect_container(container.id).get("GraphDriver") or {}).get("Data") or {}
+        except APIError:
+            continue
+        held = set((data.get("LowerDir") or "").split(":"))
+        snapshot.layers[container.image_id] = tuple(chain for chain, d in layer_dirs.items() if d in held)

@@ -160,14 +160,18 @@ class _UnixHTTPConnection(http.client.HTTPConnection):
         self.sock.connect(self._path)
 
 
-def api_get(socket_path, path, timeout=10) -> bytes:
+def api_request(socket_path, method, path, timeout=10) -> bytes:
     conn = _UnixHTTPConnection(socket_path, timeout)
     try:
-        conn.request("GET", path)
+        conn.request(method, path)
         response = conn.getresponse()
         return response.read()
     finally:
         conn.close()
+
+
+def api_get(socket_path, path, timeout=10) -> bytes:
+    return api_request(socket_path, "GET", path, timeout)
 
 
 def _daemon_command(engine: Engine) -> list:
@@ -218,16 +222,35 @@ def _tail(engine: Engine, lines=30) -> str:
 
 def _alive(pid: int) -> bool:
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        # Reap it if it is our child: an unreaped daemon would look alive until the timeout.
+        if os.waitpid(pid, os.WNOHANG)[0] == pid:
+            return False
+    except ChildProcessError:
+        pass
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
         return False
-    return True
+
+
+def _remove_networks(engine: Engine):
+    """Delete the engine's own networks: a stopped daemon leaves their bridges on the host, and every
+    bridge takes one of the host's few predefined address pools."""
+    try:
+        networks = json.loads(api_get(engine.socket_path, "/networks"))
+    except (OSError, ValueError):
+        return
+    for network in networks:
+        if network.get("Name") not in ("bridge", "host", "none"):
+            api_request(engine.socket_path, "DELETE", f"/networks/{network['Id']}")
 
 
 def stop(engine: Engine, remove_state: bool = True, timeout: float = 30):
     """Stop the daemon by the pid it wrote, then unmount and delete its state."""
     pid = engine.pid()
     if pid and _alive(pid):
+        _remove_networks(engine)
         os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout
         while _alive(pid) and time.monotonic() < deadline:

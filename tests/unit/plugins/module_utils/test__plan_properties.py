@@ -1,0 +1,229 @@
+"""Properties of the image-removal planner on random engine states and random requests.
+
+The bytes oracle here is written from the definition, independently of _model.Accounting: the bytes a plan
+frees are the sizes of the layers that deleted images referenced and that no surviving image or container
+references, plus the writable bytes of the containers it removes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from ansible_collections.reclaim.docker.plugins.module_utils._image_plan import plan_image_removal
+from ansible_collections.reclaim.docker.plugins.module_utils._model import Container, Image, Snapshot
+
+SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+REPOS = ("a", "b", "lab/c", "docker.io/library/d")
+TAGS = ("1", "2", "latest")
+STATES = ("running", "exited", "created", "paused", "restarting", "dead")
+RUNNING = {"running", "paused", "restarting"}
+
+
+def _hex(seed):
+    return hashlib.sha256(seed.encode()).hexdigest()
+
+
+@st.composite
+def snapshots(draw):
+    store = draw(st.sampled_from(["overlay2", "containerd"]))
+    pool = [("sha256:" + _hex(f"layer{i}"), draw(st.integers(0, 10_000))) for i in range(draw(st.integers(1, 8)))]
+    n_images = draw(st.integers(1, 7))
+    chains, parents = [], []
+    for i in range(n_images):
+        parent = draw(st.one_of(st.none(), st.integers(0, i - 1))) if i else None
+        base = list(chains[parent]) if parent is not None else []
+        extra = draw(st.lists(st.sampled_from(pool), max_size=3, unique=True))
+        chain = base + [layer for layer in extra if layer not in base]
+        if not chain:
+            chain = [draw(st.sampled_from(pool))]
+        chains.append(tuple(chain))
+        # A legacy-built child links its parent; a BuildKit-built one shares the layers but has no link.
+        parents.append(parent if parent is not None and draw(st.booleans()) else None)
+    ids = ["sha256:" + _hex(f"image{i}/{chains[i]}") for i in range(n_images)]
+    # Every possible tag goes to at most one image; some images are dangling (untagged legacy parents...).
+    tags = {i: [] for i in range(n_images)}
+    dangling = {i for i in range(n_images) if draw(st.integers(0, 2)) == 0}
+    for repo in REPOS:
+        for tag in TAGS:
+            owner = draw(st.one_of(st.none(), st.integers(0, n_images - 1)))
+            if owner is not None and owner not in dangling:
+                tags[owner].append(f"{repo}:{tag}".replace("docker.io/library/", ""))
+    images, layers, layer_sizes = [], {}, {}
+    for i in range(n_images):
+        digests = []
+        if tags[i] and draw(st.booleans()):
+            repo = tags[i][0].rsplit(":", 1)[0]
+            digests.append(f"{repo}@{ids[i] if store == 'containerd' else 'sha256:' + _hex('digest' + ids[i])}")
+        inspected = draw(st.integers(0, 4)) > 0  # now and then an image never inspected: its own Size
+        size = sum(s for _, s in chains[i])
+        images.append(Image(ids[i], repo_tags=tags[i], repo_digests=digests,
+                            parent_id=ids[parents[i]] if parents[i] is not None else "", size=size,
+                            shared_size=-1))
+        if inspected:
+            layers[ids[i]] = tuple(key for key, _ in chains[i])
+            layer_sizes.update(dict(chains[i]))
+    containers = []
+    for j in range(draw(st.integers(0, 4))):
+        image = draw(st.integers(0, n_images - 1))
+        containers.append(Container(_hex(f"container{j}"), f"ctr{j}", ids[image], state=draw(st.sampled_from(STATES)),
+                                    size_rw=draw(st.integers(0, 5_000))))
+    return Snapshot({"image_store": store}, images, containers, layers, layer_sizes)
+
+
+@st.composite
+def requests(draw, snapshot):
+    images = sorted(snapshot.images.values(), key=lambda i: i.id)
+    candidates = ["nope:1", "12", "1", "ffffff", "sha256:" + "f" * 64, "b@sha256:" + "e" * 64]
+    for image in images:
+        candidates += list(image.repo_tags) + list(image.repo_digests)
+        candidates += [image.id, image.id[7:19], image.id[7:13]]
+        candidates += ["docker.io/library/" + t for t in image.repo_tags if "/" not in t]
+    names = draw(st.lists(st.sampled_from(candidates), min_size=1, max_size=6))
+    return dict(names=names, force=draw(st.booleans()), prune=draw(st.booleans()),
+                remove_stopped_containers=draw(st.booleans()))
+
+
+@st.composite
+def cases(draw):
+    snapshot = draw(snapshots())
+    return snapshot, draw(requests(snapshot))
+
+
+# ---------------------------------------------------------------- the oracle
+
+def image_layers(snapshot, image_id):
+    if image_id in snapshot.layers:
+        return {(key, snapshot.layer_sizes[key]) for key in snapshot.layers[image_id]}
+    return {("whole image " + image_id, snapshot.images[image_id].size)}
+
+
+def oracle_bytes(snapshot, plan):
+    deleted = {a["image"] for a in plan.actions if a["action"] == "delete_image"}
+    records_gone = deleted | {a["image"] for a in plan.actions if a["action"] == "force_untag" and a["record_deleted"]}
+    removed = {a["container"] for a in plan.actions if a["action"] == "remove_container"}
+    held = set()
+    for image_id in snapshot.images:
+        if image_id not in records_gone:
+            held |= image_layers(snapshot, image_id)
+    for container in snapshot.containers.values():
+        if container.id not in removed:
+            held |= image_layers(snapshot, container.image_id)
+    freed = set()
+    for image_id in deleted:
+        freed |= image_layers(snapshot, image_id)
+    return sum(size for _, size in freed - held) + sum(snapshot.containers[c].size_rw for c in removed)
+
+
+def plan_of(snapshot, request):
+    return plan_image_removal(snapshot, **request)
+
+
+def as_data(plan):
+    return (plan.actions, plan.refusals, plan.absent, plan.orphaned)
+
+
+# ---------------------------------------------------------------- properties
+
+@SETTINGS
+@given(cases())
+def test_reclaimed_bytes_equal_the_brute_force_oracle(case):
+    snapshot, request = case
+    plan = plan_of(snapshot, request)
+    assert plan.reclaimed_bytes == oracle_bytes(snapshot, plan)
+
+
+@SETTINGS
+@given(cases())
+def test_running_containers_and_their_images_are_never_touched(case):
+    snapshot, request = case
+    plan = plan_of(snapshot, request)
+    running_images = {c.image_id for c in snapshot.containers.values() if c.state in RUNNING}
+    for action in plan.actions:
+        if action["action"] in ("delete_image", "force_untag"):
+            assert action["image"] not in running_images, action
+        if action["action"] == "remove_container":
+            assert snapshot.containers[action["container"]].state not in RUNNING, action
+
+
+@SETTINGS
+@given(cases())
+def test_removed_containers_are_stopped_and_use_a_deleted_image(case):
+    snapshot, request = case
+    plan = plan_of(snapshot, request)
+    deleted = {a["image"] for a in plan.actions if a["action"] == "delete_image"}
+    removed = [a["container"] for a in plan.actions if a["action"] == "remove_container"]
+    assert len(removed) == len(set(removed))
+    for container_id in removed:
+        container = snapshot.containers[container_id]
+        assert container.state not in RUNNING
+        assert container.image_id in deleted
+    if removed:
+        assert request["remove_stopped_containers"]
+
+
+@SETTINGS
+@given(cases())
+def test_no_image_is_deleted_while_a_container_keeps_using_it(case):
+    snapshot, request = case
+    plan = plan_of(snapshot, request)
+    removed = set()
+    for action in plan.actions:
+        if action["action"] == "remove_container":
+            removed.add(action["container"])
+        elif action["action"] == "delete_image":
+            assert {c.id for c in snapshot.containers.values() if c.image_id == action["image"]} <= removed
+
+
+@SETTINGS
+@given(cases())
+def test_children_are_deleted_before_parents_on_graphdriver(case):
+    snapshot, request = case
+    plan = plan_of(snapshot, request)
+    if snapshot.containerd_store:
+        return
+    deleted = []
+    for action in plan.actions:
+        if action["action"] == "delete_image":
+            children = {i.id for i in snapshot.images.values() if i.parent_id == action["image"]}
+            assert children <= set(deleted), action
+            deleted.append(action["image"])
+
+
+@SETTINGS
+@given(cases())
+def test_bytes_per_action_are_non_negative_and_untags_free_nothing(case):
+    snapshot, request = case
+    plan = plan_of(snapshot, request)
+    for action in plan.actions:
+        assert action["bytes"] >= 0
+        if action["action"] in ("untag", "force_untag"):
+            assert action["bytes"] == 0
+    assert all(orphan["bytes"] >= 0 for orphan in plan.orphaned)
+    if plan.orphaned or any(a["action"] == "force_untag" for a in plan.actions):
+        assert request["force"]
+    deleted = [a["image"] for a in plan.actions if a["action"] == "delete_image"
+               or a["action"] == "force_untag" and a["record_deleted"]]
+    assert len(deleted) == len(set(deleted))
+
+
+@SETTINGS
+@given(cases())
+def test_every_name_gets_one_outcome_at_most(case):
+    snapshot, request = case
+    plan = plan_of(snapshot, request)
+    assert len(plan.refusals) + len(plan.absent) <= len(request["names"])
+    assert {r["name"] for r in plan.refusals} <= set(request["names"])
+
+
+@SETTINGS
+@given(cases())
+def test_planning_is_deterministic_and_does_not_mutate_the_snapshot(case):
+    snapshot, request = case
+    before = snapshot.to_dict()
+    first = as_data(plan_of(snapshot, request))
+    assert snapshot.to_dict() == before
+    assert as_data(plan_of(snapshot, request)) == first
+    assert as_data(plan_of(Snapshot.from_dict(before), dict(request))) == first
