@@ -17,7 +17,8 @@ DOCKER_IMPORT_ERROR = None
 try:
     import docker
     import requests
-    from docker.errors import APIError, DockerException
+    # APIError is imported here for the other module utilities, which take it from this one place.
+    from docker.errors import APIError, DockerException  # pylint: disable=unused-import
     from docker.tls import TLSConfig
 except ImportError:
     DOCKER_IMPORT_ERROR = traceback.format_exc()

@@ -17,8 +17,8 @@ description:
   - An image used only by stopped containers is refused unless O(remove_stopped_containers) removes those containers first
     (their writable layers count in the bytes freed). O(force) alone does what C(docker rmi -f) does, untag it, and reports
     the layers the containers still hold as RV(orphaned), with a warning that no space was freed.
-  - The module reads the engine state once, plans every action with its reason and the bytes it frees (from the layer graph:
-    layers that no remaining image or container references, never a sum of image sizes), then applies exactly that plan.
+  - The module reads the engine state once, plans every action with its reason and the bytes it frees (from the layer graph, that is,
+    the layers that no remaining image or container references, never a sum of image sizes), then applies exactly that plan.
     Check mode is the same plan without the apply, so it predicts the real run.
   - If the engine answers that something changed since the read (404 gone, 409 now in use), that action is skipped and
     reported with the engine's reason; nothing is retried, and never with force.

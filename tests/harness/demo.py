@@ -39,6 +39,10 @@ def playbook(name: str, inventory: Path, *extra: str) -> int:
 
 def run() -> int:
     fleet_engines = []
+    # Every demo starts from fresh engines, so it shows the same thing each time.
+    for engine in engines.running():
+        if engine.name.startswith("demo-"):
+            engines.stop(engine)
     for name, _group, flavour in FLEET:
         engine = engines.start(flavour, f"demo-{name}")
         scenario.build(engine.docker_host, scenario.realistic_mix(seed=len(fleet_engines)), prefix="demo")

@@ -29,7 +29,7 @@ def test_reports_what_system_df_reports(ansible, engine, prefix):
     assert usage["images"]["active"] == sum(1 for i in df["Images"] if i["Containers"] > 0)
     assert usage["containers"]["count"] == len(df["Containers"])
     assert usage["containers"]["active"] == sum(1 for c in df["Containers"] if c["State"] == "running")
-    stopped_rw = api_size_rw(df, built.containers[f"down"])
+    stopped_rw = api_size_rw(df, built.containers["down"])
     assert stopped_rw >= 200_000 and usage["containers"]["reclaimable"] >= stopped_rw
     assert usage["volumes"]["count"] == len(df["Volumes"]) and usage["volumes"]["size"] >= 50_000
     assert set(usage) == {"images", "containers", "volumes", "build_cache"}

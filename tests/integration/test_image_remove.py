@@ -200,8 +200,9 @@ def test_platform(ansible, engine, prefix):
     args = {"name": [reference], "platform": "linux/arm64"}
     _predicted, real = check_then_real(ansible, engine, args)
     assert [a["action"] for a in real["actions"]] == ["delete_platform"] and real["reclaimed_bytes"] > 0
-    manifests = api(engine)._result(api(engine)._get(api(engine)._url("/images/{0}/json", reference),
-                                                      params={"manifests": 1}), json=True)["Manifests"]
+    client = api(engine)
+    response = client._get(client._url("/images/{0}/json", reference), params={"manifests": 1})
+    manifests = client._result(response, json=True)["Manifests"]
     available = {m["Descriptor"]["platform"]["architecture"]: m["Available"] for m in manifests if m["Kind"] == "image"}
     assert available == {"amd64": True, "arm64": False}, built
     time.sleep(0.1)

@@ -93,7 +93,7 @@ def test_dangling_image_is_listed_as_dangling(built):
 
 
 def test_layers_size_grows_by_the_defined_layer_sizes(built, engine):
-    api, _ = built  # base (busybox) is already there: every other layer is new under this prefix
+    api, _scenario = built  # base (busybox) is already there: every other layer is new under this prefix
     before = api.df()["LayersSize"]
     result = scenario.build(engine.docker_host, SPEC, prefix="sz")
     growth = api.df()["LayersSize"] - before
@@ -114,8 +114,8 @@ def test_containers_networks_volumes(built, engine):
     states = {c["Names"][0]: (c["State"], c.get("SizeRw")) for c in api.containers(all=True, size=True)}
     if _is_containerd(engine):
         # The snapshotter counts 4 KiB blocks plus a few for directories: measured 106,496 / 57,344 / 4,096.
-        sizes = {name: size for name, (_, size) in states.items()}
-        assert {name: state for name, (state, _) in states.items()} == {
+        sizes = {name: size for name, (_state, size) in states.items()}
+        assert {name: state for name, (state, _size) in states.items()} == {
             "/t-web": "running", "/t-stopped": "exited", "/t-new": "created"}
         assert 100_000 < sizes["/t-web"] <= 100_000 + 8 * 4096 and 50_000 < sizes["/t-stopped"] <= 50_000 + 8 * 4096
     else:
@@ -147,8 +147,8 @@ def test_rebuild_gives_the_same_ids_and_fingerprint_is_stable(built, engine):
 
 def test_build_cache(engine):
     api = scenario.client(engine.docker_host)
-    result = scenario.build(engine.docker_host, {"builds": [{"name": "b", "tags": ["lab/b:1"],
-                                                           "files": {"a": 300_000, "b": 200_000}}]}, prefix="bc")
+    spec = {"builds": [{"name": "b", "tags": ["lab/b:1"], "files": {"a": 300_000, "b": 200_000}}]}
+    result = scenario.build(engine.docker_host, spec, prefix="bc")
     assert api.inspect_image("bc/lab/b:1")["Id"] == result.builds["b"]["id"]
     layers = sorted(r["Size"] for r in result.build_cache if r["Type"] == "regular")
     if _is_containerd(engine):  # content blob + snapshot per COPY layer

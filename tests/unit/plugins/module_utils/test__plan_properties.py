@@ -58,12 +58,12 @@ def snapshots(draw):
             repo = tags[i][0].rsplit(":", 1)[0]
             digests.append(f"{repo}@{ids[i] if store == 'containerd' else 'sha256:' + _hex('digest' + ids[i])}")
         inspected = draw(st.integers(0, 4)) > 0  # now and then an image never inspected: its own Size
-        size = sum(s for _, s in chains[i])
+        size = sum(s for _key, s in chains[i])
         images.append(Image(ids[i], repo_tags=tags[i], repo_digests=digests,
                             parent_id=ids[parents[i]] if parents[i] is not None else "", size=size,
                             shared_size=-1))
         if inspected:
-            layers[ids[i]] = tuple(key for key, _ in chains[i])
+            layers[ids[i]] = tuple(key for key, _size in chains[i])
             layer_sizes.update(dict(chains[i]))
     containers = []
     for j in range(draw(st.integers(0, 4))):
@@ -114,7 +114,7 @@ def oracle_bytes(snapshot, plan):
     freed = set()
     for image_id in deleted:
         freed |= image_layers(snapshot, image_id)
-    return sum(size for _, size in freed - held) + sum(snapshot.containers[c].size_rw for c in removed)
+    return sum(size for _key, size in freed - held) + sum(snapshot.containers[c].size_rw for c in removed)
 
 
 def plan_of(snapshot, request):
