@@ -19,7 +19,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m harness")
     commands = parser.add_subparsers(dest="command", required=True)
     install = commands.add_parser("install", help="install engine flavours (all by default)")
-    install.add_argument("flavours", nargs="*", default=list(engines.FLAVOURS), choices=engines.FLAVOURS)
+    install.add_argument("flavours", nargs="*", choices=engines.FLAVOURS)
     start = commands.add_parser("start", help="start one private daemon")
     start.add_argument("name")
     start.add_argument("flavour", choices=engines.FLAVOURS)
@@ -30,7 +30,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     if args.command == "install":
-        for flavour in args.flavours:
+        for flavour in args.flavours or engines.FLAVOURS:
             engines.install(flavour)
     elif args.command == "start":
         print(json.dumps(engines.start(args.flavour, args.name).as_dict()))

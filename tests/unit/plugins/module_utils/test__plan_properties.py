@@ -8,6 +8,7 @@ references, plus the writable bytes of the containers it removes.
 from __future__ import annotations
 
 import hashlib
+import os
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -15,7 +16,9 @@ from hypothesis import strategies as st
 from ansible_collections.reclaim.docker.plugins.module_utils._image_plan import plan_image_removal
 from ansible_collections.reclaim.docker.plugins.module_utils._model import Container, Image, Snapshot
 
-SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# CI replays the same examples every run (a landing must not hinge on luck); local runs keep exploring.
+SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow],
+                    derandomize=bool(os.environ.get("CI")))
 REPOS = ("a", "b", "lab/c", "docker.io/library/d")
 TAGS = ("1", "2", "latest")
 STATES = ("running", "exited", "created", "paused", "restarting", "dead")
@@ -186,6 +189,10 @@ def test_children_are_deleted_before_parents_on_graphdriver(case):
         return
     deleted = []
     for action in plan.actions:
+        # On overlay2, rmi -f of an image only stopped containers use deletes its record (the layers stay
+        # held by the containers), so the engine no longer counts it as the parent's child.
+        if action["action"] == "force_untag" and action["record_deleted"]:
+            deleted.append(action["image"])
         if action["action"] == "delete_image":
             children = {i.id for i in snapshot.images.values() if i.parent_id == action["image"]}
             assert children <= set(deleted), action
