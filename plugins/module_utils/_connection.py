@@ -72,7 +72,8 @@ def version_at_least(version, minimum):
 def connection_settings(params, environ=None):
     """Resolve options and DOCKER_CERT_PATH into what the SDK needs; raises EngineConnectionError on bad values.
 
-    Pure (no I/O but reading ENVIRON), so that every TLS combination is unit-tested.
+    No network I/O (it only reads ENVIRON and checks that certificate files exist), so that every TLS
+    combination is unit-tested.
     """
     environ = os.environ if environ is None else environ
     host = params["docker_host"]
