@@ -46,10 +46,13 @@ def _call(client, action):
     return _delete_image(client, action["reference"], action["force"])
 
 
-def _check_outcome(action, records):
-    """Compare what the engine reports with what was planned; return a note when it did less."""
+def _check_outcome(outcome, records):
+    """Correct OUTCOME by what the engine reports it did; return a note when it did less than planned."""
     deleted = {r["Deleted"] for r in records if r.get("Deleted")}
-    if action["action"] == "delete_image" and action["image"] not in deleted:
+    if outcome["action"] == "force_untag":
+        # A container started since the snapshot makes the engine untag without dropping the record.
+        outcome["record_deleted"] = outcome["image"] in deleted
+    if outcome["action"] == "delete_image" and outcome["image"] not in deleted:
         return "the engine untagged the image but kept it (something references it since the snapshot)"
     return None
 
@@ -69,7 +72,7 @@ def apply_plan(client, actions):
             continue
         outcome["status"] = "done"
         outcome["engine_response"] = records
-        note = _check_outcome(action, records)
+        note = _check_outcome(outcome, records)
         if note:
             outcome.update(status="partial", bytes=0, engine_reason=note)
         applied.append(outcome)

@@ -179,17 +179,15 @@ class Snapshot:
 def images_needing_layers(snapshot, image_ids):
     """Which images' layer chains exactness needs, when IMAGE_IDS may be deleted.
 
-    An image whose SharedSize is 0 shares no layer with any other image, so its own Size is what it
-    holds; only images that share (SharedSize > 0) or whose sharing is unknown (-1: API 1.41) need
-    their chains, and then every such image does, to see who shares with whom.
+    The touched images' own chains, always (a container whose image record is gone may hold some of their
+    layers). Images whose SharedSize is 0 share no layer with any other image, but when a touched image
+    shares (SharedSize > 0) or its sharing is unknown (-1: API 1.41), the chains of every image that shares
+    are needed too, to see who shares with whom.
     """
-    touched = [snapshot.images[i] for i in image_ids if i in snapshot.images]
-    # A container whose image record is gone (docker rmi -f) holds layers that no listed image shows, so
-    # SharedSize 0 does not prove a touched image's layers are its own: its chain is needed then.
-    if all(image.shared_size == 0 for image in touched) or snapshot.orphan_holders():
-        return set(image_ids) - set(snapshot.layers)
-    sharing = {i.id for i in snapshot.images.values() if i.shared_size != 0}
-    return (sharing | set(image_ids)) - set(snapshot.layers)
+    needed = set(image_ids)
+    if any(snapshot.images[i].shared_size != 0 for i in needed if i in snapshot.images):
+        needed |= {i.id for i in snapshot.images.values() if i.shared_size != 0}
+    return needed - set(snapshot.layers)
 
 
 def image_layers(snapshot, image_id):

@@ -42,7 +42,7 @@ def read_snapshot(client):
             parent_id=raw.get("ParentId"),
             created=raw.get("Created") or 0,
             size=raw.get("Size") or 0,
-            shared_size=raw.get("SharedSize", -1) if raw.get("SharedSize") is not None else -1,
+            shared_size=-1 if raw.get("SharedSize") is None else raw["SharedSize"],
             labels=raw.get("Labels"),
             manifests=[_manifest(m) for m in raw.get("Manifests") or ()],
         )

@@ -257,7 +257,8 @@ class ImageRemover:
             deleted=sorted({a["image"] for a in effective if a["action"] == "delete_image"
                             or a["action"] == "force_untag" and a["record_deleted"]}),
             removed_containers=[a["container"] for a in effective if a["action"] == "remove_container"],
-            orphaned=plan.orphaned if any(a["action"] == "force_untag" for a in effective) else [],
+            orphaned=[o for o in plan.orphaned
+                      if any(a["action"] == "force_untag" and a["image"] == o["image"] for a in effective)],
             reclaimed_bytes=sum(a["bytes"] for a in effective),
             actions=actions,
             not_found=plan.absent,

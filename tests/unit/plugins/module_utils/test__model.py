@@ -18,10 +18,12 @@ from snapshot_helpers import (
 
 from ansible_collections.reclaim.docker.plugins.module_utils._model import (
     Accounting,
+    Container,
     Image,
     Snapshot,
     chain_ids,
     familiar_name,
+    images_needing_layers,
     normalize_reference,
     repository_of,
     short_id,
@@ -290,3 +292,20 @@ def test_recorded_running_container_holds_its_image(flavour):
     web = container_named(snap, "rec-web")
     assert web.running and web.image_id == by_tag(snap, PREFIX + "lab/run:1").id
     assert Accounting(snap).freed_bytes({web.image_id}, set()) == 0
+
+
+def _needing_snapshot(with_orphan_holder):
+    ids = {name: "sha256:" + name * 64 for name in "abcd"}
+    images = [Image(ids["a"], ["lab/a:1"], shared_size=10), Image(ids["b"], ["lab/b:1"], shared_size=10),
+              Image(ids["c"], ["lab/c:1"], shared_size=0), Image(ids["d"], ["lab/d:1"], shared_size=0)]
+    containers = [Container("f" * 64, "old", "sha256:" + "e" * 64)] if with_orphan_holder else []
+    return Snapshot({"image_store": "overlay2"}, images, containers), ids
+
+
+def test_images_needing_layers_sharing_images_are_read_even_next_to_an_orphan_holder():
+    for orphan in (False, True):
+        snapshot, ids = _needing_snapshot(orphan)
+        # a shares: every sharing image is needed, the private c and d are not.
+        assert images_needing_layers(snapshot, [ids["a"]]) == {ids["a"], ids["b"]}
+        # c shares nothing: only its own chain.
+        assert images_needing_layers(snapshot, [ids["c"]]) == {ids["c"]}

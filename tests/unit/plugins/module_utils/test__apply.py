@@ -1,0 +1,88 @@
+"""How apply turns the engine's answers into outcomes: races are skips, less-than-planned is reported."""
+
+from __future__ import annotations
+
+import types
+
+import pytest
+from docker.errors import APIError
+
+from ansible_collections.reclaim.docker.plugins.module_utils._apply import apply_plan
+
+IMAGE = "sha256:" + "a" * 64
+
+
+def api_error(status, explanation):
+    return APIError(f"{status} Client Error", response=types.SimpleNamespace(status_code=status), explanation=explanation)
+
+
+class StubAPI:
+    """Answers DELETE calls from a script, and records every call made."""
+
+    def __init__(self, answers):
+        self.answers = list(answers)
+        self.calls = []
+
+    def _answer(self, call):
+        self.calls.append(call)
+        answer = self.answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    def remove_image(self, reference, force, noprune):
+        return self._answer(("remove_image", reference, force, noprune))
+
+    def remove_container(self, container, v, force):
+        return self._answer(("remove_container", container, v, force))
+
+
+def run(actions, answers):
+    api = StubAPI(answers)
+    return apply_plan(types.SimpleNamespace(api=api), actions), api.calls
+
+
+def delete(reference="lab/a:1"):
+    return dict(action="delete_image", reference=reference, image=IMAGE, untags=[reference], force=False, bytes=100)
+
+
+def test_done_when_the_engine_deletes():
+    outcomes, calls = run([delete()], [[{"Untagged": "lab/a:1"}, {"Deleted": IMAGE}]])
+    assert outcomes[0]["status"] == "done" and outcomes[0]["bytes"] == 100
+    assert calls == [("remove_image", "lab/a:1", False, True)]  # never prune as a side effect
+
+
+@pytest.mark.parametrize("status, explanation", [
+    (409, "conflict: unable to delete a (must be forced) - image is being used by stopped container c"),
+    (404, "No such image: lab/a:1"),
+])
+def test_a_race_is_a_reported_skip_and_the_rest_still_runs(status, explanation):
+    second = delete("lab/b:1")
+    outcomes, calls = run([delete(), second], [api_error(status, explanation), [{"Deleted": IMAGE}]])
+    assert outcomes[0]["status"] == "skipped"
+    assert outcomes[0]["bytes"] == 0 and outcomes[0]["engine_reason"] == explanation
+    assert outcomes[0]["engine_status"] == status
+    assert outcomes[1]["status"] == "done"
+    # Nothing retried, nothing forced.
+    assert calls == [("remove_image", "lab/a:1", False, True), ("remove_image", "lab/b:1", False, True)]
+
+
+def test_other_engine_errors_fail_the_action():
+    outcomes, _calls = run([delete()], [api_error(500, "driver failed")])
+    assert outcomes[0]["status"] == "failed" and outcomes[0]["bytes"] == 0
+
+
+def test_an_untag_where_a_delete_was_planned_frees_nothing():
+    outcomes, _calls = run([delete()], [[{"Untagged": "lab/a:1"}]])
+    assert outcomes[0]["status"] == "partial" and outcomes[0]["bytes"] == 0
+    assert "kept it" in outcomes[0]["engine_reason"]
+
+
+def test_force_untag_reports_whether_the_record_went():
+    action = dict(action="force_untag", reference="lab/a:1", image=IMAGE, untags=["lab/a:1"], record_deleted=True,
+                  force=True, bytes=0)
+    kept, _calls = run([action], [[{"Untagged": "lab/a:1"}]])
+    assert kept[0]["record_deleted"] is False
+    dropped, _calls = run([action], [[{"Untagged": "lab/a:1"}, {"Deleted": IMAGE}]])
+    assert dropped[0]["record_deleted"] is True
+    assert action["record_deleted"] is True  # the plan itself is not modified
