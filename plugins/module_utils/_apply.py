@@ -13,8 +13,10 @@ a reported skip with the engine's reason. Nothing is ever retried, and never wit
 from __future__ import annotations
 
 import json
+import time
 
 from ansible_collections.reclaim.docker.plugins.module_utils._connection import APIError
+from ansible_collections.reclaim.docker.plugins.module_utils._units import go_duration
 
 RACE_STATUSES = (404, 409)
 
@@ -36,11 +38,28 @@ def _delete_platform(client, reference, platform):
     return client.api._result(response, json=True) or []
 
 
+def _prune_build_cache(client, action):
+    filters = dict(action["filters"])
+    if action["until"] is not None:
+        # BuildKit takes `until` as a duration before the moment it runs.
+        filters["until"] = [go_duration(max(time.time() - action["until"], 0))]
+    return client.api.prune_builds(filters=filters or None, keep_storage=action["keep_storage"],
+                                   all=action["all"] or None)
+
+
 def _call(client, action):
     kind = action["action"]
     if kind == "remove_container":
         client.api.remove_container(action["container"], v=False, force=False)
         return []
+    if kind == "remove_network":
+        client.api.remove_network(action["network"])
+        return []
+    if kind == "remove_volume":
+        client.api.remove_volume(action["volume"], force=False)
+        return []
+    if kind == "prune_build_cache":
+        return _prune_build_cache(client, action)
     if kind == "delete_platform":
         return _delete_platform(client, action["reference"], action["platform"])
     return _delete_image(client, action["reference"], action["force"])
@@ -71,6 +90,12 @@ def apply_plan(client, actions):
             applied.append(outcome)
             continue
         outcome["status"] = "done"
+        if action["action"] == "prune_build_cache":
+            # BuildKit chose the records: report what it did next to what was predicted.
+            outcome.update(predicted_bytes=action["bytes"], bytes=records.get("SpaceReclaimed") or 0,
+                           caches_deleted=records.get("CachesDeleted") or [])
+            applied.append(outcome)
+            continue
         outcome["engine_response"] = records
         note = _check_outcome(outcome, records)
         if note:

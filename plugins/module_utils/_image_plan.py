@@ -30,6 +30,8 @@ class Plan:
         self.refusals = []
         self.absent = []
         self.orphaned = []
+        # Items a selection chose that must stay, each with why (prune, retention).
+        self.skipped = []
 
     def add(self, action, **fields):
         entry = dict(action=action, **fields)
@@ -169,9 +171,13 @@ class ImageRemovalPlanner:
         needs. Planned as separate deletions by ID (the engine is called with noprune), children first."""
         parent = self.snapshot.images.get(image.parent_id)
         while parent and not self._gone(parent.id) and not self.references[parent.id] \
-                and not self._containers(parent.id) and not self._children(parent.id):
+                and not self._containers(parent.id) and not self._children(parent.id) and self._may_delete(parent):
             self._delete(parent, parent.id, f"untagged parent of {short_id(image.id)}, unused once it is gone (prune)")
             image, parent = parent, self.snapshot.images.get(parent.parent_id)
+
+    def _may_delete(self, image):  # pylint: disable=unused-argument
+        """Whether a pruned parent may go; subclasses with protection rules say no for protected ones."""
+        return True
 
     def remove_platform(self, name, platform):
         resolved = self.snapshot.resolve(name)

@@ -87,9 +87,10 @@ class Image:
 
 
 class Container:
-    __slots__ = ("id", "name", "image_id", "image", "state", "size_rw", "created", "labels")
+    __slots__ = ("id", "name", "image_id", "image", "state", "size_rw", "created", "labels", "volumes", "networks")
 
-    def __init__(self, id, name, image_id, image="", state="exited", size_rw=0, created=0, labels=None):
+    def __init__(self, id, name, image_id, image="", state="exited", size_rw=0, created=0, labels=None,
+                 volumes=(), networks=()):
         self.id = id
         self.name = name
         self.image_id = image_id
@@ -98,6 +99,8 @@ class Container:
         self.size_rw = size_rw
         self.created = created
         self.labels = dict(labels or {})
+        self.volumes = tuple(sorted(volumes))
+        self.networks = tuple(sorted(networks))
 
     @property
     def running(self):
@@ -111,15 +114,48 @@ class Container:
         return {slot: getattr(self, slot) for slot in self.__slots__}
 
 
-class Snapshot:
-    """One read of engine state. `layers` maps image IDs to layer keys, filled only where needed."""
+class Network:
+    __slots__ = ("id", "name", "created", "labels", "predefined")
 
-    def __init__(self, engine, images, containers, layers=None, layer_sizes=None):
+    def __init__(self, id, name, created=0, labels=None, predefined=False):
+        self.id = id
+        self.name = name
+        self.created = created
+        self.labels = dict(labels or {})
+        self.predefined = predefined
+
+    def to_dict(self):
+        return {slot: getattr(self, slot) for slot in self.__slots__}
+
+
+class Volume:
+    __slots__ = ("name", "created", "labels", "size", "anonymous")
+
+    def __init__(self, name, created=0, labels=None, size=0, anonymous=False):
+        self.name = name
+        self.created = created
+        self.labels = dict(labels or {})
+        self.size = size
+        self.anonymous = anonymous
+
+    def to_dict(self):
+        return {slot: getattr(self, slot) for slot in self.__slots__}
+
+
+class Snapshot:
+    """One read of engine state. `layers` maps image IDs to layer keys, filled only where needed;
+    networks, volumes and build cache records are read only when a run asks for them."""
+
+    def __init__(self, engine, images, containers, layers=None, layer_sizes=None, networks=(), volumes=(),
+                 build_cache=()):
         self.engine = dict(engine)
         self.images = {image.id: image for image in images}
         self.containers = {container.id: container for container in containers}
         self.layers = dict(layers or {})
         self.layer_sizes = dict(layer_sizes or {})
+        self.networks = {network.id: network for network in networks}
+        self.volumes = {volume.name: volume for volume in volumes}
+        self.build_cache = [dict(record) for record in build_cache]
 
     @property
     def containerd_store(self):
@@ -168,12 +204,17 @@ class Snapshot:
             "containers": [c.to_dict() for c in sorted(self.containers.values(), key=lambda c: c.id)],
             "layers": {k: list(v) for k, v in sorted(self.layers.items())},
             "layer_sizes": dict(sorted(self.layer_sizes.items())),
+            "networks": [n.to_dict() for n in sorted(self.networks.values(), key=lambda n: n.id)],
+            "volumes": [v.to_dict() for v in sorted(self.volumes.values(), key=lambda v: v.name)],
+            "build_cache": self.build_cache,
         }
 
     @classmethod
     def from_dict(cls, data):
         return cls(data["engine"], [Image(**i) for i in data["images"]], [Container(**c) for c in data["containers"]],
-                   {k: tuple(v) for k, v in data.get("layers", {}).items()}, data.get("layer_sizes", {}))
+                   {k: tuple(v) for k, v in data.get("layers", {}).items()}, data.get("layer_sizes", {}),
+                   [Network(**n) for n in data.get("networks", ())], [Volume(**v) for v in data.get("volumes", ())],
+                   data.get("build_cache", ()))
 
 
 def images_needing_layers(snapshot, image_ids):

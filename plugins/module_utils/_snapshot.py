@@ -13,17 +13,24 @@ from ansible_collections.reclaim.docker.plugins.module_utils._model import (
     STORE_CONTAINERD,
     Container,
     Image,
+    Network,
     Snapshot,
+    Volume,
     chain_ids,
     images_needing_layers,
 )
+from ansible_collections.reclaim.docker.plugins.module_utils._units import parse_time
 
 SHARED_SIZE_MIN_API = "1.42"
 MANIFESTS_MIN_API = "1.47"
+DF_TYPE_MIN_API = "1.42"
+ANONYMOUS_VOLUME_LABEL = "com.docker.volume.anonymous"
+PREDEFINED_NETWORKS = ("bridge", "host", "none")
 
 
-def read_snapshot(client):
-    """Three calls whatever the host's size: engine info, images (all, with SharedSize), containers (all, with SizeRw).
+def read_snapshot(client, networks=False, volumes=False, build_cache=False):
+    """Three calls whatever the host's size: engine info, images (all, with SharedSize), containers (all, with SizeRw);
+    one more for networks, and one /system/df for volume sizes and build cache records, when asked for.
 
     /images/json is used rather than the SDK's images.list(), which inspects every image (100x slower on the
     containerd store).
@@ -58,6 +65,8 @@ def read_snapshot(client):
             size_rw=raw.get("SizeRw") or 0,
             created=raw.get("Created") or 0,
             labels=raw.get("Labels"),
+            volumes=[m["Name"] for m in raw.get("Mounts") or () if m.get("Type") == "volume" and m.get("Name")],
+            networks=list(((raw.get("NetworkSettings") or {}).get("Networks") or {}).keys()),
         )
         for raw in client.get_json("/containers/json", {"all": 1, "size": 1})
     ]
@@ -67,7 +76,44 @@ def read_snapshot(client):
         image_store=STORE_CONTAINERD if containerd else client.info().get("Driver"),
         docker_root_dir=client.info().get("DockerRootDir"),
     )
-    return Snapshot(engine, images, containers)
+    df = _system_df(client, volumes, build_cache)
+    return Snapshot(
+        engine, images, containers,
+        networks=[_network(raw) for raw in client.get_json("/networks")] if networks else (),
+        volumes=[_volume(raw, client.supports(DF_TYPE_MIN_API)) for raw in df.get("Volumes") or ()],
+        build_cache=df.get("BuildCache") or (),
+    )
+
+
+def _system_df(client, volumes, build_cache):
+    """Volume sizes and build cache records. Sizing volumes walks their files: asked for only when needed
+    (API >= 1.42 takes a type list; 1.41 computes everything for every call)."""
+    types = [t for t, wanted in (("volume", volumes), ("build-cache", build_cache)) if wanted]
+    if not types:
+        return {}
+    df = client.get_json("/system/df", {"type": types} if client.supports(DF_TYPE_MIN_API) else None)
+    return {"Volumes": df.get("Volumes") if volumes else None, "BuildCache": df.get("BuildCache") if build_cache else None}
+
+
+def _network(raw):
+    return Network(
+        id=raw["Id"], name=raw.get("Name") or "", created=parse_time(raw.get("Created")), labels=raw.get("Labels"),
+        # Swarm-scoped and ingress networks belong to the swarm, not to this engine's prune.
+        predefined=raw.get("Name") in PREDEFINED_NETWORKS or raw.get("Scope") == "swarm" or bool(raw.get("Ingress")),
+    )
+
+
+def _volume(raw, engine_labels_anonymous):
+    labels = raw.get("Labels") or {}
+    if engine_labels_anonymous:
+        anonymous = ANONYMOUS_VOLUME_LABEL in labels
+    else:
+        # Engines before API 1.42 do not label anonymous volumes; theirs are named by 64 random hex digits.
+        name = raw.get("Name") or ""
+        anonymous = len(name) == 64 and all(c in "0123456789abcdef" for c in name)
+    usage = raw.get("UsageData") or {}
+    return Volume(name=raw["Name"], created=parse_time(raw.get("CreatedAt")), labels=labels,
+                  size=max(usage.get("Size", 0) or 0, 0), anonymous=anonymous)
 
 
 def _manifest(raw):
@@ -156,3 +202,11 @@ def _load_orphan_holders(client, snapshot, layer_dirs):
             continue
         held = set((data.get("LowerDir") or "").split(":"))
         snapshot.layers[container.image_id] = tuple(chain for chain, d in layer_dirs.items() if d in held)
+
+
+def plan_with_layers(client, snapshot, make_plan):
+    """MAKE_PLAN(snapshot) priced exactly. Decisions never depend on layer detail, so a first pass tells which
+    images need it (keeping per-image calls proportional to the plan) and a second pass prices the same actions."""
+    first = make_plan(snapshot)
+    load_layers(client, snapshot, {a["image"] for a in first.actions if a.get("image") in snapshot.images})
+    return make_plan(snapshot)

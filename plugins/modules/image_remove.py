@@ -203,7 +203,7 @@ from ansible_collections.reclaim.docker.plugins.module_utils._connection import 
 )
 from ansible_collections.reclaim.docker.plugins.module_utils._image_plan import plan_image_removal
 from ansible_collections.reclaim.docker.plugins.module_utils._model import short_id
-from ansible_collections.reclaim.docker.plugins.module_utils._snapshot import load_layers, read_snapshot
+from ansible_collections.reclaim.docker.plugins.module_utils._snapshot import plan_with_layers, read_snapshot
 
 PLATFORM = re.compile(r"^[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?$")
 PLATFORM_MIN_API = "1.50"
@@ -234,12 +234,8 @@ class ImageRemover:
         options = dict(force=self.params["force"], prune=self.params["prune"],
                        remove_stopped_containers=self.params["remove_stopped_containers"], platform=self.params["platform"])
         snapshot = read_snapshot(self.client)
-        # Decisions never depend on layer detail, so a first pass tells which images need it (the per-image
-        # calls stay proportional to the plan) and a second pass prices the same actions exactly.
-        first = plan_image_removal(snapshot, self.params["name"], **options)
-        involved = {a["image"] for a in first.actions}
-        load_layers(self.client, snapshot, involved)
-        return snapshot, plan_image_removal(snapshot, self.params["name"], **options)
+        return snapshot, plan_with_layers(self.client, snapshot,
+                                          lambda snap: plan_image_removal(snap, self.params["name"], **options))
 
     def run(self):
         self.validate()

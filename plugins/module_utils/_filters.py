@@ -1,0 +1,114 @@
+# Copyright (c) reclaim.docker contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+# This module utility is PRIVATE to the collection: it can change at any time.
+
+"""Prune filters, evaluated by our code the same way on every engine. Pure.
+
+Engines disagree: Docker 29's image prune ignores `label!` (moby #52334), older engines OR several `label!`
+(moby #40286), the containerd store compares `until` with the record time instead of the image's creation.
+Here several `label` all hold, several `label!` all hold, and `until` compares with when the object was created.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+
+from ansible_collections.reclaim.docker.plugins.module_utils._units import ValueProblem, parse_duration, parse_until
+
+ALLOWED_KEYS = {
+    "containers": ("until", "label", "label!"),
+    "images": ("dangling", "until", "label", "label!"),
+    "networks": ("until", "label", "label!"),
+    "volumes": ("label", "label!", "all"),
+    # Passed on to BuildKit, which silently ignores keys it does not know: checked here instead.
+    "builder_cache": ("until", "id", "type", "inuse", "shared", "private", "description", "parent"),
+}
+BOOLEAN_KEYS = ("dangling", "all", "inuse", "shared", "private")
+
+
+def _values(value):
+    """community.docker's filter values: a string, a bool, a list, or Docker's map form {"k=v": true}."""
+    if isinstance(value, dict):
+        return [str(k) for k, enabled in value.items() if enabled]
+    if isinstance(value, (list, tuple)):
+        return [_text(v) for v in value]
+    return [_text(value)]
+
+
+def _text(value):
+    return ("true" if value else "false") if isinstance(value, bool) else str(value)
+
+
+class Filters:
+    """One category's filters, validated; `matches` decides for one object."""
+
+    def __init__(self, category, raw, now):
+        option = f"{category}_filters"
+        self.values = {}
+        for key, value in (raw or {}).items():
+            if key not in ALLOWED_KEYS[category]:
+                raise ValueProblem(f"{option}: unknown filter {key!r}; {category} take {', '.join(ALLOWED_KEYS[category])}.")
+            values = _values(value)
+            if key in BOOLEAN_KEYS:
+                if len(values) != 1 or values[0].lower() not in ("true", "false", "1", "0"):
+                    raise ValueProblem(f"{option}: {key} must be true or false, got {value!r}.")
+                values = [values[0].lower() in ("true", "1")]
+            if key == "until":
+                if len(values) != 1:
+                    raise ValueProblem(f"{option}: give one until, got {values!r}.")
+                self.until = parse_until(values[0], f"{option}.until", now)
+            if key in ("label", "label!") and any(not v or v.startswith("=") for v in values):
+                raise ValueProblem(f"{option}: {key} takes KEY or KEY=VALUE, got {value!r}.")
+            self.values[key] = values
+
+    def get(self, key, default=None):
+        values = self.values.get(key)
+        return values[0] if values else default
+
+    def raw(self, key):
+        return self.values.get(key, [])
+
+    def matches(self, labels, created):
+        """Whether an object with LABELS, created at CREATED (Unix seconds), passes until, label and label!."""
+        if "until" in self.values and not created < self.until:
+            return False
+        if not all(label_matches(labels, wanted) for wanted in self.raw("label")):
+            return False
+        return not any(label_matches(labels, unwanted) for unwanted in self.raw("label!"))
+
+
+def label_matches(labels, expression):
+    """KEY: the label is there; KEY=VALUE: it has that value."""
+    key, _sep, value = expression.partition("=")
+    if key not in labels:
+        return False
+    return not _sep or labels[key] == value
+
+
+class Protection:
+    """What a run must never touch: images by reference glob, anything by label."""
+
+    def __init__(self, protect, min_age, now):
+        protect = protect or {}
+        self.references = list(protect.get("references") or [])
+        self.labels = list(protect.get("labels") or [])
+        for label in self.labels:
+            if not label or label.startswith("="):
+                raise ValueProblem(f"protect.labels: {label!r} is not KEY or KEY=VALUE.")
+        self.min_age = parse_duration(min_age, "min_age") if min_age is not None else None
+        self.now = now
+
+    def reason(self, labels, created, references=()):
+        """Why an object is protected, or None."""
+        for pattern in self.references:
+            hit = next((r for r in references if fnmatch.fnmatchcase(r, pattern)), None)
+            if hit:
+                return f"protected: {hit} matches {pattern}"
+        for label in self.labels:
+            if label_matches(labels, label):
+                return f"protected: label {label}"
+        if self.min_age is not None and created > self.now - self.min_age:
+            return "too young: created less than min_age ago"
+        return None

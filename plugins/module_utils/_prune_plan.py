@@ -1,0 +1,132 @@
+# Copyright (c) reclaim.docker contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+# This module utility is PRIVATE to the collection: it can change at any time.
+
+"""The prune planner: (snapshot, filters, protection) -> what `docker system prune` would remove, item by item. Pure.
+
+Order, as `docker system prune`: containers first (so the images they held are freed in the same run, and the
+prediction knows it), then images children first, networks, volumes, build cache. Our filters, not the engine's,
+select; every selected item that must stay is reported with why.
+"""
+
+from __future__ import annotations
+
+from ansible_collections.reclaim.docker.plugins.module_utils._image_plan import ImageRemovalPlanner
+from ansible_collections.reclaim.docker.plugins.module_utils._model import short_id
+from ansible_collections.reclaim.docker.plugins.module_utils._units import parse_time
+
+
+class PrunePlanner(ImageRemovalPlanner):
+    def __init__(self, snapshot, protection):
+        super().__init__(snapshot, force=False, prune=True, remove_stopped_containers=False)
+        self.protection = protection
+
+    def _skip(self, kind, item_id, name, reason):
+        self.plan.skipped.append(dict(type=kind, id=item_id, name=name, reason=reason))
+
+    def _may_delete(self, image):
+        reason = self.protection.reason(image.labels, image.created, image.repo_tags)
+        if reason:
+            self._skip("image", image.id, short_id(image.id), reason)
+        return reason is None
+
+    def containers(self, filters):
+        for container in sorted(self.snapshot.containers.values(), key=lambda c: (c.created, c.id)):
+            if container.running or not filters.matches(container.labels, container.created):
+                continue
+            reason = self.protection.reason(container.labels, container.created)
+            if reason:
+                self._skip("container", container.id, container.name, reason)
+                continue
+            self.plan.add("remove_container", container=container.id, name=container.name, image=container.image_id,
+                          bytes=self.accounting.remove_container(container.id),
+                          reason=f"stopped container {container.describe()} matches containers_filters")
+
+    def images(self, filters):
+        dangling_only = filters.get("dangling", True)
+        for image in sorted(self.snapshot.images.values(), key=lambda i: (i.created, i.id)):
+            # Parents are pruned with their last child, as the engine does; only leaves are candidates.
+            if self._gone(image.id) or self._children(image.id):
+                continue
+            if dangling_only and image.repo_tags or not filters.matches(image.labels, image.created):
+                continue
+            reason = self.protection.reason(image.labels, image.created, image.repo_tags)
+            containers = self._containers(image.id)
+            if reason is None and containers:
+                reason = f"in use by container(s) {', '.join(c.describe() for c in containers)}"
+            if reason:
+                self._skip("image", image.id, short_id(image.id), reason)
+                continue
+            self._prune_image(image)
+
+    def _prune_image(self, image):
+        """Tagged: untag each tag (never force: the engine still refuses if a container appeared since the
+        snapshot), the last one deletes. Dangling: delete by ID."""
+        tags = sorted(image.repo_tags)
+        for tag in tags[:-1]:
+            remaining = self._references_after_removing(image, tag)
+            self._untag(image, tag, remaining, f"{tag} untagged on the way to deleting unused image {short_id(image.id)}")
+        target = tags[-1] if tags else image.id
+        what = "unused image" if tags else "dangling image"
+        self._delete(image, target, f"{what} {short_id(image.id)} matches images_filters")
+        if not self.snapshot.containerd_store:
+            self._prune_parents(image)
+
+    def networks(self, filters):
+        for network in sorted(self.snapshot.networks.values(), key=lambda n: (n.created, n.id)):
+            if network.predefined or not filters.matches(network.labels, network.created):
+                continue
+            # Stricter than the engine, which counts only running containers (endpoints): a stopped container
+            # that stays would not start again without its network.
+            users = [c for c in self.snapshot.containers.values()
+                     if network.name in c.networks and c.id not in self.accounting.removed_containers]
+            reason = self.protection.reason(network.labels, network.created)
+            if reason is None and users:
+                reason = f"in use by container(s) {', '.join(c.describe() for c in sorted(users, key=lambda c: c.name))}"
+            if reason:
+                self._skip("network", network.id, network.name, reason)
+                continue
+            self.plan.add("remove_network", network=network.id, name=network.name, bytes=0,
+                          reason=f"network {network.name} is unused and matches networks_filters")
+
+    def volumes(self, filters):
+        named_too = filters.get("all", False)
+        for volume in sorted(self.snapshot.volumes.values(), key=lambda v: (v.created, v.name)):
+            if not (volume.anonymous or named_too) or not filters.matches(volume.labels, volume.created):
+                continue
+            users = [c for c in self.snapshot.containers.values()
+                     if volume.name in c.volumes and c.id not in self.accounting.removed_containers]
+            reason = self.protection.reason(volume.labels, volume.created)
+            if reason is None and users:
+                reason = f"in use by container(s) {', '.join(c.describe() for c in sorted(users, key=lambda c: c.name))}"
+            if reason:
+                self._skip("volume", volume.name, volume.name, reason)
+                continue
+            self.plan.add("remove_volume", volume=volume.name, name=volume.name, bytes=volume.size,
+                          reason=f"{'anonymous' if volume.anonymous else 'named'} volume {volume.name} is unused "
+                                 "and matches volumes_filters")
+
+    def build_cache(self, filters, keep_all, keep_storage, until):
+        """One engine call (BuildKit chooses the records); the plan carries our prediction from its records.
+
+        Exact when only `until` (or min_age) selects; BuildKit's choice under keep_storage or other filters is
+        estimated, and the result shows prediction and actual side by side.
+        """
+        records = [r for r in self.snapshot.build_cache if not r.get("InUse") and (keep_all or not r.get("Shared"))]
+        if until is not None:
+            records = [r for r in records if _last_used(r) < until]
+        predicted = sum(r.get("Size") or 0 for r in records)
+        exact = keep_storage is None and not set(filters.values) - {"until"}
+        if keep_storage is not None:
+            total = sum(r.get("Size") or 0 for r in self.snapshot.build_cache if keep_all or not r.get("Shared"))
+            predicted = min(predicted, max(total - keep_storage, 0))
+        self.plan.add("prune_build_cache", bytes=predicted, records=len(records), exact=exact,
+                      filters={k: v for k, v in filters.values.items() if k != "until"}, until=until,
+                      keep_storage=keep_storage, all=keep_all,
+                      reason="build cache records not in use" + ("" if keep_all else ", not shared with images"))
+
+
+def _last_used(record):
+    return parse_time(record.get("LastUsedAt") or record.get("CreatedAt"))

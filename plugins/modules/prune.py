@@ -1,0 +1,433 @@
+#!/usr/bin/python
+# Copyright (c) reclaim.docker contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: prune
+short_description: Prune Docker containers, images, networks, volumes and build cache, with an exact check mode
+version_added: 0.1.0
+description:
+  - A superset of M(community.docker.docker_prune) with the same option and return names, so that changing the module name
+    is enough to switch, plus a check mode that predicts what a real run removes and frees, protection rules, and
+    O(min_age).
+  - The filters C(until), C(label), C(label!) and C(dangling) are evaluated by this module, the same way on every engine
+    (Docker 29's image prune ignores C(label!); older engines OR several C(label!); the containerd image store compares
+    C(until) with the record time). Several C(label) must all hold, several C(label!) must all hold, and C(until) compares
+    with the time the object was created.
+  - The selected items are removed one by one in a safe order, as C(docker system prune) does it; containers first (the
+    images they held are freed in the same run, and check mode predicts that), then images children first, networks,
+    volumes, build cache.
+  - An item that changed since the run read the engine (404 gone, 409 now in use) is skipped and reported with the
+    engine's reason.
+extends_documentation_fragment:
+  - reclaim.docker._docker
+attributes:
+  check_mode:
+    support: full
+    description:
+      - Returns the same fields as a real run, predicted from the same plan. Build cache is predicted from its records;
+        where BuildKit's choice cannot be predicted to the byte (O(builder_cache_keep_storage), filters other than
+        C(until)), RV(builder_cache_prediction) says so.
+  diff_mode:
+    support: none
+    description: The returned lists say what goes.
+  idempotent:
+    support: full
+    description: A second run with the same options finds nothing to remove.
+options:
+  containers:
+    description: Prune stopped containers (exited, created, dead). Running, paused and restarting ones are never touched.
+    type: bool
+    default: false
+  containers_filters:
+    description:
+      - Filters selecting containers, keys C(until), C(label), C(label!). For example C(until=24h).
+      - Values are a string, a list (several C(label) all hold; several C(label!) all hold), or Docker's map form.
+    type: dict
+  images:
+    description: Prune images that no remaining container uses (running or stopped).
+    type: bool
+    default: false
+  images_filters:
+    description:
+      - Filters selecting images, keys C(dangling) (V(true), the default, selects untagged images only; V(false) selects
+        every unused image, as C(docker image prune -a)), C(until), C(label), C(label!).
+      - C(until) compares with the image's creation time on every engine.
+    type: dict
+  networks:
+    description:
+      - Prune networks that no remaining container uses. Stricter than the engine, which counts only running containers;
+        a network that a stopped container is attached to is kept, so the container can start again.
+    type: bool
+    default: false
+  networks_filters:
+    description: Filters selecting networks, keys C(until), C(label), C(label!).
+    type: dict
+  volumes:
+    description:
+      - Prune volumes that no remaining container uses. Only anonymous volumes unless O(volumes_filters) has C(all=true)
+        (as Engine API 1.42 and newer do). Volumes hold data, not caches; never set this lightly.
+      - On engines older than API 1.42 (Docker 20.10), which do not label anonymous volumes, volumes named by 64 hex
+        digits count as anonymous.
+    type: bool
+    default: false
+  volumes_filters:
+    description: Filters selecting volumes, keys C(label), C(label!), C(all).
+    type: dict
+  builder_cache:
+    description: Prune the build cache (BuildKit records not in use).
+    type: bool
+    default: false
+  builder_cache_all:
+    description: Also remove build cache records shared with images.
+    type: bool
+    default: false
+  builder_cache_filters:
+    description:
+      - Filters for the build cache, keys C(until), C(id), C(type), C(inuse), C(shared), C(private), C(description),
+        C(parent). They are checked here (BuildKit ignores keys it does not know) and passed to the engine.
+    type: dict
+  builder_cache_keep_storage:
+    description:
+      - Keep this much build cache, for example V(5GB). A number of bytes, or a number with a unit, B, K, M, G, T (optionally
+        followed by B or iB; every unit is a power of 1024, as in Docker).
+    type: str
+  protect:
+    description: What is never removed (nor untagged), whatever the filters select.
+    type: dict
+    suboptions:
+      references:
+        description: Glob patterns on image references (C(repo:tag)), for example V(registry.example.com/prod/*) or V(postgres:*).
+        type: list
+        elements: str
+        default: []
+      labels:
+        description: C(KEY) or C(KEY=VALUE); protects images, containers, networks and volumes that have it.
+        type: list
+        elements: str
+        default: []
+  min_age:
+    description:
+      - Nothing created less than this long ago is removed (for example images just built and not yet pushed). A Go duration
+        (V(1h), V(90m), V(720h)) or days and weeks (V(2d), V(1w)). Durations in O(containers_filters) and the others take the
+        same forms.
+    type: str
+notes:
+  - On graphdriver engines (overlay2) RV(images_space_reclaimed) equals the drop of the engine's own C(LayersSize), to the
+    byte; on the containerd image store it counts unpacked snapshots and the real drop (which includes content blobs) is
+    larger. RV(containers_space_reclaimed) is the removed containers' writable layers as the engine reports them.
+  - With BuildKit, the build cache can hold the layers of deleted images; their disk space comes back when the build cache
+    is pruned.
+seealso:
+  - module: community.docker.docker_prune
+  - module: reclaim.docker.image_remove
+  - module: reclaim.docker.disk_usage_info
+author:
+  - reclaim.docker developers (@reclaim-docker)
+"""
+
+EXAMPLES = r"""
+- name: docker image prune (dangling images)
+  reclaim.docker.prune:
+    images: true
+
+- name: docker image prune -a (every unused image)
+  reclaim.docker.prune:
+    images: true
+    images_filters:
+      dangling: false
+
+- name: docker system prune (stopped containers, unused networks, dangling images, build cache)
+  reclaim.docker.prune:
+    containers: true
+    images: true
+    networks: true
+    builder_cache: true
+
+- name: docker system prune -a
+  reclaim.docker.prune:
+    containers: true
+    images: true
+    images_filters:
+      dangling: false
+    networks: true
+    builder_cache: true
+    builder_cache_all: true
+
+- name: >-
+    docker system prune -a --volumes. Extremely dangerous: volumes hold data. Named volumes go only with
+    volumes_filters all, the second switch.
+  reclaim.docker.prune:
+    containers: true
+    images: true
+    images_filters:
+      dangling: false
+    networks: true
+    volumes: true
+    volumes_filters:
+      all: true
+    builder_cache: true
+    builder_cache_all: true
+
+- name: Retention, keep 30 days and anything labelled keep, never production images
+  reclaim.docker.prune:
+    containers: true
+    containers_filters:
+      until: 720h
+      label!: keep
+    images: true
+    images_filters:
+      dangling: false
+      until: 720h
+      label!: keep
+    protect:
+      references:
+        - registry.example.com/prod/*
+    min_age: 1h
+
+- name: Audit, what would a prune free
+  reclaim.docker.prune:
+    containers: true
+    images: true
+    images_filters:
+      dangling: false
+  check_mode: true
+  register: audit
+"""
+
+RETURN = r"""
+containers:
+  description: Full IDs of the containers removed (in check mode, that would be).
+  returned: always
+  type: list
+  elements: str
+containers_space_reclaimed:
+  description: Bytes of their writable layers.
+  returned: always
+  type: int
+images:
+  description: Full IDs of the images deleted.
+  returned: always
+  type: list
+  elements: str
+untagged:
+  description: References removed from the deleted images.
+  returned: always
+  type: list
+  elements: str
+images_space_reclaimed:
+  description: Bytes freed by deleting the images, from the layer graph (layers that no remaining image or container uses).
+  returned: always
+  type: int
+networks:
+  description: Names of the networks removed.
+  returned: always
+  type: list
+  elements: str
+volumes:
+  description: Names of the volumes removed.
+  returned: always
+  type: list
+  elements: str
+volumes_space_reclaimed:
+  description: Bytes the removed volumes held.
+  returned: always
+  type: int
+builder_cache_space_reclaimed:
+  description: Bytes of build cache removed; in check mode, the prediction.
+  returned: always
+  type: int
+builder_cache_caches_deleted:
+  description: IDs of the build cache records removed (after a real run).
+  returned: always
+  type: list
+  elements: str
+builder_cache_prediction:
+  description: The build cache prediction, in both modes, to compare with RV(builder_cache_space_reclaimed).
+  returned: when O(builder_cache=true)
+  type: dict
+  contains:
+    bytes:
+      description: Predicted bytes.
+      type: int
+    records:
+      description: Predicted number of records.
+      type: int
+    exact:
+      description: Whether BuildKit's choice is predictable to the byte with these options.
+      type: bool
+reclaimed_bytes:
+  description: All of the above, added up.
+  returned: always
+  type: int
+skipped_items:
+  description:
+    - Items the filters selected that stay, each with why (protected, too young, in use, changed since the run read the
+      engine).
+    - Not called C(skipped), which Ansible reserves (a true C(skipped) marks the whole task as skipped).
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - {type: image, id: "sha256:3f2a...", name: 3f2a9c1b7d0e, reason: "protected: label keep"}
+actions:
+  description: The ordered plan, each action with its reason, the bytes it frees and, after a real run, its status.
+  returned: always
+  type: list
+  elements: dict
+"""
+
+import time
+
+from ansible_collections.reclaim.docker.plugins.module_utils._apply import apply_plan
+from ansible_collections.reclaim.docker.plugins.module_utils._connection import (
+    APIError,
+    connect_module,
+    docker_module,
+)
+from ansible_collections.reclaim.docker.plugins.module_utils._filters import Filters, Protection
+from ansible_collections.reclaim.docker.plugins.module_utils._prune_plan import PrunePlanner
+from ansible_collections.reclaim.docker.plugins.module_utils._snapshot import plan_with_layers, read_snapshot
+from ansible_collections.reclaim.docker.plugins.module_utils._units import ValueProblem, parse_size
+
+CATEGORIES = ("containers", "images", "networks", "volumes", "builder_cache")
+
+
+class Pruner:
+    def __init__(self, module):
+        self.module = module
+        self.params = module.params
+        self.now = time.time()
+
+    def parse(self):
+        """Every option value, checked before the engine is even contacted."""
+        try:
+            self.filters = {c: Filters(c, self.params[f"{c}_filters"], self.now) for c in CATEGORIES}
+            self.protection = Protection(self.params["protect"], self.params["min_age"], self.now)
+            keep = self.params["builder_cache_keep_storage"]
+            self.keep_storage = parse_size(keep, "builder_cache_keep_storage") if keep is not None else None
+        except ValueProblem as exc:
+            self.module.fail_json(msg=str(exc))
+        if self.params["volumes_filters"] and not self.params["volumes"]:
+            self.module.fail_json(msg="volumes_filters is set but volumes is false: volumes are pruned only when "
+                                      "volumes: true asks for it.")
+
+    def build_cache_until(self):
+        """The stricter of builder_cache_filters.until and min_age."""
+        candidates = [getattr(self.filters["builder_cache"], "until", None)]
+        if self.protection.min_age is not None:
+            candidates.append(self.now - self.protection.min_age)
+        known = [c for c in candidates if c is not None]
+        return min(known) if known else None
+
+    def make_plan(self, snapshot):
+        planner = PrunePlanner(snapshot, self.protection)
+        for category in CATEGORIES:
+            if not self.params[category]:
+                continue
+            if category == "builder_cache":
+                planner.build_cache(self.filters[category], self.params["builder_cache_all"], self.keep_storage,
+                                    self.build_cache_until())
+            else:
+                getattr(planner, category)(self.filters[category])
+        return planner.plan
+
+    def run(self):
+        self.parse()
+        client = connect_module(self.module)
+        try:
+            snapshot = read_snapshot(client, networks=self.params["networks"], volumes=self.params["volumes"],
+                                     build_cache=self.params["builder_cache"])
+            plan = plan_with_layers(client, snapshot, self.make_plan)
+        except APIError as exc:
+            self.module.fail_json(msg=f"Error reading engine state from {client.base_url}: {exc.explanation or exc}")
+        actions = plan.actions
+        if not self.module.check_mode:
+            actions = apply_plan(client, actions)
+        result = self.result(plan, actions)
+        failed = [a for a in actions if a.get("status") == "failed"]
+        if failed:
+            self.module.fail_json(msg="Could not prune: " + "; ".join(
+                f"{a.get('name') or a.get('reference') or a['action']}: {a['engine_reason']}" for a in failed), **result)
+        self.module.exit_json(**result)
+
+    @staticmethod
+    def result(plan, actions):
+        done = [a for a in actions if a.get("status", "done") == "done"]
+
+        def of(kind, key):
+            return [a[key] for a in done if a["action"] == kind]
+
+        def bytes_of(*kinds):
+            return sum(a["bytes"] for a in done if a["action"] in kinds)
+
+        cache = next((a for a in actions if a["action"] == "prune_build_cache"), None)
+        cache_done = cache if cache and cache.get("status", "done") == "done" else None
+        kinds = dict(remove_container="container", untag="image", delete_image="image", remove_network="network",
+                     remove_volume="volume", prune_build_cache="build cache")
+        skipped = list(plan.skipped) + [
+            dict(type=kinds[a["action"]], id=a.get("image") or a.get("container") or a.get("network")
+                 or a.get("volume"), name=a.get("name") or a.get("reference"),
+                 reason=f"changed since the run read the engine: {a['engine_reason']}")
+            for a in actions if a.get("status") in ("skipped", "partial")]
+        removed = [a for a in done if a["action"] != "prune_build_cache"]
+        if cache_done is None:
+            cache_removed = False
+        elif "caches_deleted" in cache_done:  # after a real run: what BuildKit removed
+            cache_removed = bool(cache_done["caches_deleted"])
+        else:
+            cache_removed = cache_done["records"] > 0
+        result = dict(
+            changed=bool(removed) or cache_removed,
+            containers=of("remove_container", "container"),
+            containers_space_reclaimed=bytes_of("remove_container"),
+            images=of("delete_image", "image"),
+            untagged=sorted({r for a in done if a["action"] in ("untag", "delete_image")
+                             for r in ([a["reference"]] if a["action"] == "untag" else a["untags"])}),
+            images_space_reclaimed=bytes_of("untag", "delete_image"),
+            networks=of("remove_network", "name"),
+            volumes=of("remove_volume", "name"),
+            volumes_space_reclaimed=bytes_of("remove_volume"),
+            builder_cache_space_reclaimed=cache_done["bytes"] if cache_done else 0,
+            builder_cache_caches_deleted=cache_done.get("caches_deleted", []) if cache_done else [],
+            reclaimed_bytes=sum(a["bytes"] for a in done),
+            skipped_items=skipped,
+            actions=actions,
+        )
+        if cache:
+            result["builder_cache_prediction"] = dict(bytes=cache.get("predicted_bytes", cache["bytes"]),
+                                                      records=cache["records"], exact=cache["exact"])
+        return result
+
+
+def main():
+    module = docker_module(
+        dict(
+            containers=dict(type="bool", default=False),
+            containers_filters=dict(type="dict"),
+            images=dict(type="bool", default=False),
+            images_filters=dict(type="dict"),
+            networks=dict(type="bool", default=False),
+            networks_filters=dict(type="dict"),
+            volumes=dict(type="bool", default=False),
+            volumes_filters=dict(type="dict"),
+            builder_cache=dict(type="bool", default=False),
+            builder_cache_all=dict(type="bool", default=False),
+            builder_cache_filters=dict(type="dict"),
+            builder_cache_keep_storage=dict(type="str"),
+            protect=dict(type="dict", options=dict(
+                references=dict(type="list", elements="str", default=[]),
+                labels=dict(type="list", elements="str", default=[]),
+            )),
+            min_age=dict(type="str"),
+        ),
+        supports_check_mode=True,
+    )
+    Pruner(module).run()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,84 @@
+"""Prune filters as Docker documents them, the same on every engine."""
+
+from __future__ import annotations
+
+import pytest
+
+from ansible_collections.reclaim.docker.plugins.module_utils._filters import Filters, Protection, label_matches
+from ansible_collections.reclaim.docker.plugins.module_utils._units import ValueProblem
+
+NOW = 1_800_000_000.0
+OLD = NOW - 40 * 86400
+NEW = NOW - 60
+
+
+@pytest.mark.parametrize("labels, expression, expected", [
+    ({"keep": "yes"}, "keep", True), ({}, "keep", False), ({"tier": "prod"}, "tier=prod", True),
+    ({"tier": "dev"}, "tier=prod", False), ({"tier": ""}, "tier=", True), ({"a": "b=c"}, "a=b=c", True),
+])
+def test_label_matches(labels, expression, expected):
+    assert label_matches(labels, expression) is expected
+
+
+@pytest.mark.parametrize("labels, expected", [
+    ({}, True), ({"keep": "1"}, False), ({"tier": "prod"}, False), ({"tier": "dev"}, True),
+    ({"keep": "1", "tier": "prod"}, False),
+])
+def test_several_label_negations_all_hold(labels, expected):
+    # moby #40286: older engines OR them; Docker 29 ignores them for images.
+    filters = Filters("images", {"label!": ["keep", "tier=prod"]}, NOW)
+    assert filters.matches(labels, OLD) is expected
+
+
+def test_several_labels_all_hold():
+    filters = Filters("containers", {"label": ["a", "b=1"]}, NOW)
+    assert filters.matches({"a": "x", "b": "1"}, OLD)
+    assert not filters.matches({"a": "x"}, OLD)
+
+
+def test_until_compares_creation_time():
+    filters = Filters("images", {"until": "720h"}, NOW)
+    assert filters.matches({}, OLD) and not filters.matches({}, NEW)
+
+
+@pytest.mark.parametrize("value, expected", [
+    ("k=v", ["k=v"]), (["a", "b"], ["a", "b"]), ({"k=v": True, "x": False}, ["k=v"]),
+])
+def test_value_forms(value, expected):
+    assert Filters("networks", {"label": value}, NOW).raw("label") == expected
+
+
+@pytest.mark.parametrize("value, expected", [(True, True), ("false", False), ("1", True), (False, False)])
+def test_boolean_keys(value, expected):
+    assert Filters("images", {"dangling": value}, NOW).get("dangling") is expected
+
+
+@pytest.mark.parametrize("category, raw, fragment", [
+    ("images", {"reference": "x"}, "images_filters: unknown filter 'reference'"),
+    ("volumes", {"until": "1h"}, "volumes_filters: unknown filter 'until'"),
+    ("images", {"dangling": "maybe"}, "dangling must be true or false"),
+    ("containers", {"until": ["1h", "2h"]}, "give one until"),
+    ("containers", {"until": "30days"}, "containers_filters.until: '30days'"),
+    ("networks", {"label": "=v"}, "label takes KEY or KEY=VALUE"),
+    ("builder_cache", {"foo": "1"}, "builder_cache_filters: unknown filter 'foo'"),
+])
+def test_bad_filters_name_the_option(category, raw, fragment):
+    with pytest.raises(ValueProblem) as error:
+        Filters(category, raw, NOW)
+    assert fragment in str(error.value)
+
+
+def test_protection():
+    protection = Protection({"references": ["registry.example.com/prod/*", "postgres:*"], "labels": ["keep"]}, "1h", NOW)
+    assert protection.reason({}, OLD, ["postgres:16"]) == "protected: postgres:16 matches postgres:*"
+    assert protection.reason({}, OLD, ["registry.example.com/prod/api:1"]).startswith("protected:")
+    assert protection.reason({"keep": "x"}, OLD) == "protected: label keep"
+    assert protection.reason({}, NEW).startswith("too young")
+    assert protection.reason({}, OLD, ["registry.example.com/dev/api:1"]) is None
+
+
+def test_bad_protection():
+    with pytest.raises(ValueProblem, match="protect.labels"):
+        Protection({"labels": ["=x"]}, None, NOW)
+    with pytest.raises(ValueProblem, match="min_age"):
+        Protection({}, "soon", NOW)

@@ -1,0 +1,67 @@
+"""Invariants of the prune planner on generated snapshots (the generator and bytes oracle are shared)."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+from test__plan_properties import SETTINGS, oracle_bytes, snapshots
+
+from ansible_collections.reclaim.docker.plugins.module_utils._filters import Filters, Protection
+from ansible_collections.reclaim.docker.plugins.module_utils._prune_plan import PrunePlanner
+
+NOW = 1_800_000_000.0
+
+
+@st.composite
+def prune_cases(draw):
+    snapshot = draw(snapshots())
+    options = dict(
+        containers=draw(st.booleans()),
+        dangling=draw(st.booleans()),
+        protect_label=draw(st.sampled_from([None, "keep"])),
+    )
+    for image in snapshot.images.values():
+        if draw(st.booleans()):
+            image.labels["keep"] = "1"
+    return snapshot, options
+
+
+def plan_of(snapshot, options):
+    planner = PrunePlanner(snapshot, Protection({"labels": [options["protect_label"]] if options["protect_label"] else []},
+                                                None, NOW))
+    if options["containers"]:
+        planner.containers(Filters("containers", {}, NOW))
+    planner.images(Filters("images", {"dangling": options["dangling"]}, NOW))
+    return planner.plan
+
+
+@SETTINGS
+@given(prune_cases())
+def test_nothing_in_use_and_nothing_protected_goes(case):
+    snapshot, options = case
+    plan = plan_of(snapshot, options)
+    removed = {a["container"] for a in plan.actions if a["action"] == "remove_container"}
+    deleted = {a["image"] for a in plan.actions if a["action"] == "delete_image"}
+    assert not any(snapshot.containers[c].running for c in removed)
+    for container in snapshot.containers.values():
+        if container.id not in removed:
+            assert container.image_id not in deleted, "an image a remaining container uses was deleted"
+    if options["protect_label"]:
+        assert not any("keep" in snapshot.images[i].labels for i in deleted)
+    if options["dangling"]:
+        # Dangling only: nothing tagged is touched (pruned parents are untagged too).
+        assert not any(a["action"] == "untag" for a in plan.actions)
+        assert all(not snapshot.images[i].repo_tags for i in deleted)
+
+
+@SETTINGS
+@given(prune_cases())
+def test_bytes_equal_the_oracle_and_planning_is_pure(case):
+    snapshot, options = case
+    before = snapshot.to_dict()
+    plan = plan_of(snapshot, options)
+    assert snapshot.to_dict() == before
+    assert plan.reclaimed_bytes == oracle_bytes(snapshot, plan)
+    assert all(a["bytes"] >= 0 for a in plan.actions)
+    again = plan_of(snapshot, options)
+    assert again.actions == plan.actions
