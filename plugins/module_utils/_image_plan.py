@@ -150,6 +150,17 @@ class ImageRemovalPlanner:
         self.plan.add("delete_image", reference=target, image=image.id, untags=untags, force=force,
                       bytes=self.accounting.delete_image(image.id), reason=reason)
 
+    def _delete_unused(self, image, reason):
+        """Delete an image no container uses without force: untag each tag (the engine still refuses if a container
+        appeared since the snapshot), the last one deletes; a dangling image goes by ID. Then its unused parents."""
+        tags = sorted(t for t in self.references[image.id] if "@" not in t)
+        for tag in tags[:-1]:
+            remaining = self._references_after_removing(image, tag)
+            self._untag(image, tag, remaining, f"{tag} untagged on the way to deleting image {short_id(image.id)}")
+        self._delete(image, tags[-1] if tags else image.id, reason)
+        if self.prune and not self.snapshot.containerd_store:
+            self._prune_parents(image)
+
     def _force_untag(self, kind, image, reference, containers):
         """docker rmi -f on an image only stopped containers use: the engine untags (and on overlay2 drops the
         image record) but the containers keep every layer. Reported as orphaned, not as freed."""

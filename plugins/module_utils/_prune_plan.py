@@ -59,20 +59,8 @@ class PrunePlanner(ImageRemovalPlanner):
             if reason:
                 self._skip("image", image.id, short_id(image.id), reason)
                 continue
-            self._prune_image(image)
-
-    def _prune_image(self, image):
-        """Tagged: untag each tag (never force: the engine still refuses if a container appeared since the
-        snapshot), the last one deletes. Dangling: delete by ID."""
-        tags = sorted(image.repo_tags)
-        for tag in tags[:-1]:
-            remaining = self._references_after_removing(image, tag)
-            self._untag(image, tag, remaining, f"{tag} untagged on the way to deleting unused image {short_id(image.id)}")
-        target = tags[-1] if tags else image.id
-        what = "unused image" if tags else "dangling image"
-        self._delete(image, target, f"{what} {short_id(image.id)} matches images_filters")
-        if not self.snapshot.containerd_store:
-            self._prune_parents(image)
+            what = "unused image" if image.repo_tags else "dangling image"
+            self._delete_unused(image, f"{what} {short_id(image.id)} matches images_filters")
 
     def networks(self, filters):
         for network in sorted(self.snapshot.networks.values(), key=lambda n: (n.created, n.id)):

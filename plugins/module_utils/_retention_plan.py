@@ -1,0 +1,160 @@
+# Copyright (c) reclaim.docker contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+# This module utility is PRIVATE to the collection: it can change at any time.
+
+"""The retention planner: which images violate a policy, why, what enforcing it does and frees. Pure.
+
+Policy: keep the last N images per repository, nothing older than max_age, dangling images out, and under disk
+pressure evict unused images least recently used first until usage is at the low mark. Never anything protected,
+in use (by any container, running or stopped), or younger than min_age.
+"""
+
+from __future__ import annotations
+
+from ansible_collections.reclaim.docker.plugins.module_utils._image_plan import ImageRemovalPlanner
+from ansible_collections.reclaim.docker.plugins.module_utils._model import repository_of, short_id
+
+KEPT_REASONS = ("protected", "in_use", "too_young", "keep_last", "within_policy", "dangling_excluded")
+
+
+class RetentionPolicy:
+    def __init__(self, now, protection, keep_last=None, max_age=None, dangling=True, pressure=None):
+        """PRESSURE: None, or dict(used, high, low, mark) with the usage and marks in bytes, and the mark as configured."""
+        self.now = now
+        self.protection = protection
+        self.keep_last = keep_last
+        self.max_age = max_age
+        self.dangling = dangling
+        self.pressure = pressure
+
+
+class RetentionPlanner(ImageRemovalPlanner):
+    def __init__(self, snapshot, policy):
+        super().__init__(snapshot, force=False, prune=True, remove_stopped_containers=False)
+        self.policy = policy
+        self.violations = {}
+        self.kept = {}
+
+    def last_use(self, image):
+        """The engine records no last use: the newest container of the image, else its creation time."""
+        containers = self.snapshot.containers_of(image.id)
+        if containers:
+            return max(c.created for c in containers), "container created"
+        return image.created, "image created"
+
+    def _exempt(self, image):
+        protected = self.policy.protection.reason(image.labels, image.created, image.repo_tags)
+        if protected and protected.startswith("protected"):
+            return "protected", protected
+        containers = self.snapshot.containers_of(image.id)
+        if containers:
+            return "in_use", f"in use by container(s) {', '.join(c.describe() for c in containers)}"
+        if protected:
+            return "too_young", protected
+        return None
+
+    def _may_delete(self, image):
+        """An untagged parent goes with its last child only if nothing exempts it (protected, too young)."""
+        exempt = self._exempt(image)
+        if exempt:
+            self._keep(image, *exempt)
+        return exempt is None
+
+    def _keep(self, image, category, detail):
+        self.kept[image.id] = dict(reason=category, detail=detail)
+
+    def _violate(self, image, reason, tags):
+        entry = self.violations.setdefault(image.id, dict(reasons=[], untag=set()))
+        if reason not in entry["reasons"]:
+            entry["reasons"].append(reason)
+        entry["untag"].update(tags)
+
+    def _ranks(self):
+        """Each image's rank, newest first, in each repository it has a tag in."""
+        by_repo = {}
+        for image in self.snapshot.images.values():
+            for tag in image.repo_tags:
+                by_repo.setdefault(repository_of(tag), set()).add(image.id)
+        ranks = {}
+        for repo, ids in by_repo.items():
+            ordered = sorted(ids, key=lambda i: (-self.snapshot.images[i].created, i))
+            for rank, image_id in enumerate(ordered):
+                ranks[(repo, image_id)] = rank
+        return ranks
+
+    def evaluate(self):
+        policy = self.policy
+        ranks = self._ranks()
+        for image in sorted(self.snapshot.images.values(), key=lambda i: (i.created, i.id)):
+            if not image.repo_tags and self.snapshot.children_of(image.id):
+                continue  # an untagged parent: it goes with its last child, not on its own
+            exempt = self._exempt(image)
+            if exempt:
+                self._keep(image, *exempt)
+                continue
+            if not image.repo_tags:
+                if policy.dangling:
+                    self._violate(image, "dangling", [])
+                else:
+                    self._keep(image, "dangling_excluded", "dangling: false")
+                continue
+            too_old = policy.max_age is not None and image.created < policy.now - policy.max_age
+            for tag in image.repo_tags:
+                rank = ranks[(repository_of(tag), image.id)]
+                if policy.keep_last is not None and rank >= policy.keep_last:
+                    self._violate(image, f"not among the last {policy.keep_last} of {repository_of(tag)}", [tag])
+                if too_old:
+                    self._violate(image, "older than max_age", [tag])
+            if image.id not in self.violations:
+                within_keep_last = policy.keep_last is not None
+                self._keep(image, "keep_last" if within_keep_last else "within_policy",
+                           f"among the last {policy.keep_last} of its repositories" if within_keep_last else "")
+        self._enforce_violations()
+        if policy.pressure:
+            self._relieve_pressure()
+
+    def _enforce_violations(self):
+        for image_id, entry in self.violations.items():
+            image = self.snapshot.images[image_id]
+            reason = "; ".join(entry["reasons"])
+            if entry["untag"] < set(image.repo_tags):
+                for tag in sorted(entry["untag"]):
+                    self._untag(image, tag, self._references_after_removing(image, tag), f"{tag}: {reason}")
+                entry["action"] = "untag"
+            else:
+                before = len(self.plan.actions)
+                self._delete_unused(image, f"image {short_id(image.id)}: {reason}")
+                entry["action"] = "delete"
+                entry["bytes"] = sum(a["bytes"] for a in self.plan.actions[before:])
+
+    def usage_after(self):
+        return self.policy.pressure["used"] - self.plan.reclaimed_bytes if self.policy.pressure else None
+
+    def _relieve_pressure(self):
+        pressure = self.policy.pressure
+        if pressure["used"] <= pressure["high"]:
+            return
+        # dangling: false takes dangling images out of the policy, disk pressure included.
+        eligible = [self.snapshot.images[i] for i, kept in self.kept.items() if kept["reason"] in ("keep_last", "within_policy")]
+        # Least recently used first; images that keep_last keeps go last.
+        eligible.sort(key=lambda i: (self.kept[i.id]["reason"] == "keep_last", self.last_use(i)[0], i.id))
+        # The configured mark, not live byte counts: a check run and the real run must give the same reasons.
+        reason = f"disk pressure: over {pressure['mark']}"
+        for image in eligible:
+            if self.usage_after() <= pressure["low"]:
+                break
+            if self._gone(image.id):
+                continue
+            del self.kept[image.id]
+            before = len(self.plan.actions)
+            self._delete_unused(image, f"image {short_id(image.id)}: {reason}")
+            self.violations[image.id] = dict(reasons=[reason], untag=set(image.repo_tags), action="delete",
+                                             bytes=sum(a["bytes"] for a in self.plan.actions[before:]))
+
+
+def plan_retention(snapshot, policy):
+    planner = RetentionPlanner(snapshot, policy)
+    planner.evaluate()
+    return planner

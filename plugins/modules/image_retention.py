@@ -1,0 +1,378 @@
+#!/usr/bin/python
+# Copyright (c) reclaim.docker contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: image_retention
+short_description: Check and enforce image retention policies, with exact space accounting
+version_added: 0.1.0
+description:
+  - Keeps the last O(keep_last) images of each repository, nothing older than O(max_age), no dangling images, and, under
+    disk pressure, evicts unused images least recently used first until usage is at the low mark. Never touches an image
+    that is protected (O(protect)), used by any container (running or stopped), or younger than O(min_age).
+  - Check mode is the audit. It reports every violation (image, tags, repositories, created, age, last use, each reason,
+    bytes it would free), what is kept and why, and the predicted usage after enforcement. A real run enforces exactly
+    that plan, never with force. Bytes come from the layer graph (shared layers counted once), unlike kubelet's image
+    garbage collection, which adds image sizes.
+  - An image counts in every repository it has a tag in. A tag outside the policy is untagged; an image left with no tag is
+    deleted, and so are its untagged parents that nothing else needs.
+  - The engine does not record when an image was last used. Last use is the creation time of the newest container of the
+    image, else the image's creation time; RV(violations[].last_use_source) says which.
+extends_documentation_fragment:
+  - reclaim.docker._docker
+attributes:
+  check_mode:
+    support: full
+    description: The audit; it returns what a real run does and frees.
+  diff_mode:
+    support: none
+    description: RV(violations) and RV(actions) say what changes.
+  idempotent:
+    support: full
+    description: Once enforced, a second run finds no violation (unless time made images older than O(max_age)).
+options:
+  keep_last:
+    description: Per repository (the name without tag), keep the N newest images by creation time.
+    type: int
+  max_age:
+    description: Images created longer ago than this violate the policy. A Go duration (V(720h)) or days and weeks (V(30d), V(2w)).
+    type: str
+  min_age:
+    description: Images younger than this never violate (fresh builds not yet pushed). Same forms as O(max_age).
+    type: str
+  protect:
+    description: Images that are never removed nor untagged.
+    type: dict
+    suboptions:
+      references:
+        description: Glob patterns on C(repo:tag), for example V(registry.example.com/prod/*).
+        type: list
+        elements: str
+        default: []
+      labels:
+        description: C(KEY) or C(KEY=VALUE) image labels.
+        type: list
+        elements: str
+        default: []
+  dangling:
+    description: Whether dangling (untagged) images are subject to the policy; when V(true) they violate it.
+    type: bool
+    default: true
+  high_watermark:
+    description:
+      - Percent of the filesystem holding Docker's root directory. Above it, unused unprotected images are evicted, least
+        recently used first (images O(keep_last) keeps go last), until the predicted usage is at or below O(low_watermark).
+      - Needs the module to run on the Docker host (a C(unix://) O(docker_host)). Reads every image's layer chain, since
+        which images go depends on exactly what each frees.
+    type: float
+  low_watermark:
+    description: Where eviction stops, in percent of the same filesystem. Below O(high_watermark).
+    type: float
+  max_images_bytes:
+    description:
+      - A budget for image storage (the engine's C(LayersSize)), in bytes or with a unit (V(500MB), V(10GiB), V(1.5G); units
+        are powers of 1024, as in Docker). Above it, images are evicted as with O(high_watermark), down to the budget.
+    type: str
+  fail_on_violation:
+    description: Fail (after reporting) when violations exist, for compliance audits in check mode.
+    type: bool
+    default: false
+  report_kept:
+    description: Return every kept image in RV(kept.images), not only the counts.
+    type: bool
+    default: false
+notes:
+  - On graphdriver engines (overlay2) the bytes are exact to the engine's C(LayersSize). On the containerd image store they
+    count unpacked snapshots; the engine also frees content blobs, so real usage drops further than predicted.
+seealso:
+  - module: reclaim.docker.prune
+  - module: reclaim.docker.image_remove
+author:
+  - reclaim.docker developers (@reclaim-docker)
+"""
+
+EXAMPLES = r"""
+- name: Audit, keep 3 builds per app, nothing older than 30 days, never prod images
+  reclaim.docker.image_retention:
+    keep_last: 3
+    max_age: 30d
+    min_age: 1h
+    protect:
+      references:
+        - registry.example.com/prod/*
+  check_mode: true
+  register: audit
+
+- name: Enforce, and free the disk down to 70 percent once it passes 85
+  reclaim.docker.image_retention:
+    keep_last: 3
+    max_age: 30d
+    high_watermark: 85
+    low_watermark: 70
+
+- name: Compliance check that fails when anything violates the policy
+  reclaim.docker.image_retention:
+    max_age: 90d
+    fail_on_violation: true
+  check_mode: true
+"""
+
+RETURN = r"""
+violations:
+  description: Each image that violates the policy, with why and what enforcing does.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    image:
+      description: The image ID.
+      type: str
+    tags:
+      description: All its tags.
+      type: list
+      elements: str
+    repositories:
+      description: The repositories it has tags in.
+      type: list
+      elements: str
+    created:
+      description: When it was created (ISO 8601, UTC).
+      type: str
+    age_days:
+      description: Its age in days.
+      type: float
+    last_use:
+      description: When it was last used (ISO 8601, UTC).
+      type: str
+    last_use_source:
+      description: What RV(violations[].last_use) is based on, V(container created) or V(image created).
+      type: str
+    reasons:
+      description: Every reason it violates the policy.
+      type: list
+      elements: str
+    action:
+      description: V(untag) (some tags stay) or V(delete).
+      type: str
+    untag:
+      description: The tags removed.
+      type: list
+      elements: str
+    bytes:
+      description: Bytes deleting it frees (0 for an untag).
+      type: int
+kept:
+  description: What stays and why.
+  returned: always
+  type: dict
+  contains:
+    counts:
+      description: Images kept per reason (V(protected), V(in_use), V(too_young), V(keep_last), V(within_policy), V(dangling_excluded)).
+      type: dict
+    images:
+      description: With O(report_kept), each kept image with its reason.
+      type: list
+      elements: dict
+untagged:
+  description: Tags removed (or that would be).
+  returned: always
+  type: list
+  elements: str
+deleted:
+  description: Image IDs deleted (or that would be).
+  returned: always
+  type: list
+  elements: str
+reclaimed_bytes:
+  description: Bytes freed (predicted in check mode), from the layer graph.
+  returned: always
+  type: int
+usage_before:
+  description: Image storage (the engine's C(LayersSize)) and, on the Docker host, the filesystem under Docker's root dir.
+  returned: always
+  type: dict
+usage_after:
+  description: The same after enforcement; predicted in check mode, measured after a real run.
+  returned: always
+  type: dict
+actions:
+  description: The ordered plan with reasons and bytes; after a real run, each with its status.
+  returned: always
+  type: list
+  elements: dict
+"""
+
+import datetime
+import time
+
+from ansible_collections.reclaim.docker.plugins.module_utils._apply import apply_plan
+from ansible_collections.reclaim.docker.plugins.module_utils._connection import (
+    APIError,
+    connect_module,
+    docker_module,
+)
+from ansible_collections.reclaim.docker.plugins.module_utils._disk_usage import filesystem_usage
+from ansible_collections.reclaim.docker.plugins.module_utils._filters import Protection
+from ansible_collections.reclaim.docker.plugins.module_utils._model import repository_of
+from ansible_collections.reclaim.docker.plugins.module_utils._retention_plan import (
+    KEPT_REASONS,
+    RetentionPolicy,
+    plan_retention,
+)
+from ansible_collections.reclaim.docker.plugins.module_utils._snapshot import (
+    DF_TYPE_MIN_API,
+    load_layers,
+    read_snapshot,
+)
+from ansible_collections.reclaim.docker.plugins.module_utils._units import ValueProblem, parse_duration, parse_size
+
+
+def _iso(seconds):
+    return datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class Retention:
+    def __init__(self, module):
+        self.module = module
+        self.params = module.params
+        self.now = time.time()
+
+    def validate(self):
+        """Every value, checked before the engine is contacted."""
+        params = self.params
+        try:
+            self.protection = Protection(params["protect"], params["min_age"], self.now)
+            self.max_age = parse_duration(params["max_age"], "max_age") if params["max_age"] is not None else None
+            self.budget = parse_size(params["max_images_bytes"], "max_images_bytes") \
+                if params["max_images_bytes"] is not None else None
+        except ValueProblem as exc:
+            self.module.fail_json(msg=str(exc))
+        if params["keep_last"] is not None and params["keep_last"] < 0:
+            self.module.fail_json(msg=f"keep_last must be 0 or more, got {params['keep_last']}.")
+        high, low = params["high_watermark"], params["low_watermark"]
+        for option, value in (("high_watermark", high), ("low_watermark", low)):
+            if value is not None and not 0 < value <= 100:
+                self.module.fail_json(msg=f"{option} is a percent between 0 and 100, got {value}.")
+        if high is not None and low > high:
+            self.module.fail_json(msg=f"low_watermark ({low}) is above high_watermark ({high}).")
+
+    def usage(self, client):
+        df = client.get_json("/system/df", {"type": ["image"]} if client.supports(DF_TYPE_MIN_API) else None)
+        root = client.info().get("DockerRootDir")
+        filesystem = filesystem_usage(root) if client.is_local and root else None
+        return dict(images_bytes=df.get("LayersSize") or 0, filesystem=filesystem)
+
+    def pressure(self, usage):
+        if self.budget is not None:
+            return dict(used=usage["images_bytes"], high=self.budget, low=self.budget,
+                        mark=f"max_images_bytes ({self.budget} bytes of images)")
+        if self.params["high_watermark"] is None:
+            return None
+        filesystem = usage["filesystem"]
+        capacity = filesystem["used"] + filesystem["free"]
+        return dict(used=filesystem["used"], high=capacity * self.params["high_watermark"] / 100,
+                    low=capacity * self.params["low_watermark"] / 100,
+                    mark=f"high_watermark ({self.params['high_watermark']}% of {filesystem['path']})")
+
+    def run(self):
+        self.validate()
+        client = connect_module(self.module)
+        if self.params["high_watermark"] is not None and not client.is_local:
+            self.module.fail_json(msg=f"high_watermark needs the filesystem under Docker's root dir, so the module must run "
+                                      f"on the Docker host (a unix:// docker_host, not {client.base_url}); or use "
+                                      "max_images_bytes.")
+        try:
+            usage_before = self.usage(client)
+            snapshot = read_snapshot(client)
+            policy = RetentionPolicy(self.now, self.protection, keep_last=self.params["keep_last"], max_age=self.max_age,
+                                     dangling=self.params["dangling"], pressure=self.pressure(usage_before))
+            first = plan_retention(snapshot, policy)
+            needed = {a["image"] for a in first.plan.actions}
+            if policy.pressure:
+                # Which images eviction takes depends on what each frees exactly: every candidate's chain is needed.
+                needed |= set(first.kept) | set(first.violations)
+            load_layers(client, snapshot, needed)
+            planner = plan_retention(snapshot, policy)
+        except APIError as exc:
+            self.module.fail_json(msg=f"Error reading engine state from {client.base_url}: {exc.explanation or exc}")
+        actions = planner.plan.actions
+        if not self.module.check_mode and actions:
+            actions = apply_plan(client, actions)
+        result = self.result(snapshot, planner, actions, usage_before)
+        if not self.module.check_mode:
+            result["usage_after"] = self.usage(client)
+        problems = [f"{a['reference']}: {a['engine_reason']}" for a in actions if a.get("status") == "failed"]
+        if problems:
+            self.module.fail_json(msg="Could not enforce: " + "; ".join(problems), **result)
+        if self.params["fail_on_violation"] and result["violations"]:
+            self.module.fail_json(msg=f"{len(result['violations'])} image(s) violate the retention policy.", **result)
+        self.module.exit_json(**result)
+
+    def result(self, snapshot, planner, actions, usage_before):
+        done = [a for a in actions if a.get("status", "done") == "done"]
+        violations = []
+        for image_id, entry in sorted(planner.violations.items(), key=lambda item: snapshot.images[item[0]].created):
+            image = snapshot.images[image_id]
+            last_use, source = planner.last_use(image)
+            violations.append(dict(
+                image=image.id, tags=list(image.repo_tags), repositories=sorted({repository_of(t) for t in image.repo_tags}),
+                created=_iso(image.created), age_days=round((self.now - image.created) / 86400, 2),
+                last_use=_iso(last_use), last_use_source=source, reasons=entry["reasons"], action=entry["action"],
+                untag=sorted(entry["untag"]), bytes=entry.get("bytes", 0),
+            ))
+        counts = {reason: 0 for reason in KEPT_REASONS}
+        for kept in planner.kept.values():
+            counts[kept["reason"]] += 1
+        kept = dict(counts=counts)
+        if self.params["report_kept"]:
+            kept["images"] = [dict(image=i, tags=list(snapshot.images[i].repo_tags), **k) for i, k in sorted(planner.kept.items())]
+        reclaimed = sum(a["bytes"] for a in done)
+        predicted = dict(usage_before, images_bytes=usage_before["images_bytes"] - reclaimed)
+        if usage_before["filesystem"]:
+            filesystem = dict(usage_before["filesystem"])
+            filesystem["used"] -= reclaimed
+            filesystem["free"] += reclaimed
+            filesystem["used_percent"] = round(100.0 * filesystem["used"] / (filesystem["used"] + filesystem["free"]), 2)
+            predicted["filesystem"] = filesystem
+        return dict(
+            changed=bool(done),
+            violations=violations,
+            kept=kept,
+            untagged=sorted({r for a in done for r in ([a["reference"]] if a["action"] == "untag" else a.get("untags", []))}),
+            deleted=sorted(a["image"] for a in done if a["action"] == "delete_image"),
+            reclaimed_bytes=reclaimed,
+            usage_before=usage_before,
+            usage_after=predicted,
+            actions=actions,
+        )
+
+
+def main():
+    module = docker_module(
+        dict(
+            keep_last=dict(type="int"),
+            max_age=dict(type="str"),
+            min_age=dict(type="str"),
+            protect=dict(type="dict", options=dict(
+                references=dict(type="list", elements="str", default=[]),
+                labels=dict(type="list", elements="str", default=[]),
+            )),
+            dangling=dict(type="bool", default=True),
+            high_watermark=dict(type="float"),
+            low_watermark=dict(type="float"),
+            max_images_bytes=dict(type="str"),
+            fail_on_violation=dict(type="bool", default=False),
+            report_kept=dict(type="bool", default=False),
+        ),
+        supports_check_mode=True,
+        required_together=[("high_watermark", "low_watermark")],
+        mutually_exclusive=[("max_images_bytes", "high_watermark")],
+    )
+    Retention(module).run()
+
+
+if __name__ == "__main__":
+    main()

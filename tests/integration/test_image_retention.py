@@ -1,0 +1,160 @@
+"""reclaim.docker.image_retention through Ansible, on a fresh engine of every flavour per test.
+
+Retention looks at every image on an engine, so these tests do not share engines: each gets its own (they start
+in about a second) and knows exactly what is there.
+"""
+
+from __future__ import annotations
+
+import datetime
+
+import docker
+import pytest
+
+from harness import engines, scenario
+
+MODULE = "reclaim.docker.image_retention"
+DAY = 86400
+
+
+def days_ago(days):
+    moment = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(days=days)
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# Five builds of app sharing S, two of web; one image tagged in both; protected, in-use, fresh and dangling ones.
+SPEC = {
+    "layers": {"S": 1_000_000, "a1": 100_000, "a2": 200_000, "a3": 300_000, "a4": 400_000, "a5": 500_000,
+               "w1": 110_000, "w2": 120_000, "both": 130_000, "prot": 140_000, "used": 150_000, "new": 160_000,
+               "dang": 170_000},
+    "images": [
+        {"name": "a1", "tags": ["app:1"], "layers": ["S", "a1"], "created": days_ago(60)},
+        {"name": "a2", "tags": ["app:2"], "layers": ["S", "a2"], "created": days_ago(50)},
+        {"name": "a3", "tags": ["app:3"], "layers": ["S", "a3"], "created": days_ago(20)},
+        {"name": "a4", "tags": ["app:4"], "layers": ["S", "a4"], "created": days_ago(10)},
+        {"name": "a5", "tags": ["app:5"], "layers": ["S", "a5"], "created": days_ago(5)},
+        {"name": "w1", "tags": ["web:1"], "layers": ["w1"], "created": days_ago(40)},
+        {"name": "w2", "tags": ["web:2"], "layers": ["w2"], "created": days_ago(3)},
+        {"name": "both", "tags": ["app:old", "tools:1"], "layers": ["both"], "created": days_ago(70)},
+        {"name": "prot", "tags": ["app:prot"], "layers": ["prot"], "created": days_ago(90), "labels": {"keep": "yes"}},
+        {"name": "used", "tags": ["app:used"], "layers": ["used"], "created": days_ago(80)},
+        {"name": "new", "tags": ["app:new"], "layers": ["new"], "created": days_ago(0)},
+        {"name": "dang", "tags": [], "layers": ["dang"], "created": days_ago(30)},
+    ],
+    "containers": [{"name": "user", "image": "app:used", "state": "exited"}],
+}
+PROTECT = {"labels": ["keep"]}
+
+
+@pytest.fixture(params=engines.FLAVOURS)
+def fresh(request):
+    engine = engines.start(request.param, f"ret-{request.param.replace('.', '')}")
+    built = scenario.build(engine.docker_host, SPEC)
+    yield engine, built
+    engines.stop(engine)
+
+
+def layers_size(engine):
+    return docker.APIClient(base_url=engine.docker_host, version="auto").df()["LayersSize"]
+
+
+def check_then_real(ansible, engine, args):
+    before = scenario.fingerprint(engine.docker_host)
+    predicted = ansible.module(MODULE, args, engine, check=True)
+    assert predicted.get("failed") is not True, predicted.get("msg")
+    assert scenario.fingerprint(engine.docker_host) == before, "check mode changed the engine"
+    real = ansible.module(MODULE, args, engine)
+    assert real.get("failed") is not True, real.get("msg")
+    for key in ("changed", "violations", "kept", "untagged", "deleted", "reclaimed_bytes"):
+        assert predicted[key] == real[key], f"{key}: check {predicted[key]} != real {real[key]}"
+    return predicted, real
+
+
+def ids(built, *names):
+    return sorted(built.images[n]["id"] for n in names)
+
+
+def test_keep_last_max_age_and_min_age(ansible, fresh):
+    engine, built = fresh
+    args = {"keep_last": 3, "max_age": "30d", "min_age": "1h", "protect": PROTECT, "report_kept": True}
+    size_before = layers_size(engine)
+    predicted, real = check_then_real(ansible, engine, args)
+    by_image = {v["image"]: v for v in real["violations"]}
+    # app by age: new, a5, a4 (the last 3), a3, a2, a1, both(app:old)...; a3 is within max_age but outside keep_last.
+    assert sorted(by_image) == ids(built, "a1", "a2", "a3", "both", "dang", "w1")
+    assert by_image[built.images["a3"]["id"]]["reasons"] == ["not among the last 3 of app"]
+    assert "older than max_age" in by_image[built.images["w1"]["id"]]["reasons"]
+    assert by_image[built.images["both"]["id"]]["action"] == "delete"  # both of its tags are outside the policy
+    assert by_image[built.images["dang"]["id"]]["reasons"] == ["dangling"]
+    kept = {k["image"]: k["reason"] for k in real["kept"]["images"]}
+    assert kept[built.images["prot"]["id"]] == "protected" and kept[built.images["used"]["id"]] == "in_use"
+    assert kept[built.images["new"]["id"]] == "too_young" and kept[built.images["a5"]["id"]] == "keep_last"
+    assert real["deleted"] == sorted(by_image)
+    if engine.flavour != "28.5-containerd":
+        # S stays with a4 and a5; each deleted image frees its own layer only.
+        expected = sum(SPEC["layers"][n] for n in ("a1", "a2", "a3", "both", "dang", "w1"))
+        assert real["reclaimed_bytes"] == expected == size_before - layers_size(engine)
+        assert predicted["usage_after"]["images_bytes"] == real["usage_after"]["images_bytes"]
+    again = ansible.module(MODULE, args, engine)
+    assert again["changed"] is False and again["violations"] == []
+
+
+def test_a_tag_outside_the_policy_is_untagged_when_the_image_keeps_another(ansible, fresh):
+    engine, built = fresh
+    # tools:1 is the only tools image: kept; app:old is outside the last 3 of app: untagged only.
+    args = {"keep_last": 3, "min_age": "1h", "protect": PROTECT, "dangling": False}
+    _predicted, real = check_then_real(ansible, engine, args)
+    both = next(v for v in real["violations"] if v["image"] == built.images["both"]["id"])
+    assert both["action"] == "untag" and both["untag"] == ["app:old"] and both["bytes"] == 0
+    assert built.images["both"]["id"] not in real["deleted"] and "app:old" in real["untagged"]
+    assert built.images["dang"]["id"] not in {v["image"] for v in real["violations"]}
+
+
+def test_budget_eviction_stops_at_the_mark(ansible, fresh):
+    engine, built = fresh
+    size = layers_size(engine)
+    # Ask for a bit more than the two least recently used unprotected images free.
+    budget = size - SPEC["layers"]["both"] - 50_000
+    args = {"max_images_bytes": str(budget), "protect": PROTECT, "min_age": "1h", "dangling": False}
+    _predicted, real = check_then_real(ansible, engine, args)
+    evicted = [v for v in real["violations"] if v["reasons"][0].startswith("disk pressure")]
+    assert [v["image"] for v in evicted] == [built.images["both"]["id"], built.images["a1"]["id"]], evicted
+    if engine.flavour != "28.5-containerd":
+        assert layers_size(engine) == real["usage_after"]["images_bytes"] <= budget
+        assert layers_size(engine) + real["violations"][-1]["bytes"] > budget  # the last eviction was needed
+    assert built.images["prot"]["id"] not in real["deleted"] and built.images["used"]["id"] not in real["deleted"]
+
+
+def test_watermarks_evict_least_recently_used_and_spare_the_kept(ansible, fresh):
+    engine, built = fresh
+    # The filesystem is far above 1%: every evictable image goes, keep_last ones last, and usage stays above the mark.
+    args = {"high_watermark": 1, "low_watermark": 0.5, "keep_last": 2, "protect": PROTECT, "min_age": "1h",
+            "dangling": False}
+    _predicted, real = check_then_real(ansible, engine, args)
+    order = [v["image"] for v in real["violations"] if v["reasons"][0].startswith("disk pressure")]
+    # keep_last keeps a5 (new is too young), w1 and w2: they go last, least recently used first.
+    assert order[-3:] == [built.images[n]["id"] for n in ("w1", "a5", "w2")]
+    assert real["usage_before"]["filesystem"]["path"] == str(engine.data_root)
+    for name in ("prot", "used", "new", "dang"):
+        assert built.images[name]["id"] not in real["deleted"]
+
+
+def test_fail_on_violation_audits_without_changing(ansible, fresh):
+    engine, _built = fresh
+    before = scenario.fingerprint(engine.docker_host)
+    result = ansible.module(MODULE, {"max_age": "30d", "fail_on_violation": True}, engine, check=True)
+    assert result["failed"] is True and "violate the retention policy" in result["msg"]
+    assert result["violations"] and scenario.fingerprint(engine.docker_host) == before
+
+
+@pytest.mark.parametrize("args, fragment", [
+    ({"keep_last": -1}, "keep_last must be 0 or more"),
+    ({"high_watermark": 70, "low_watermark": 85}, "low_watermark (85.0) is above high_watermark (70.0)"),
+    ({"high_watermark": 150, "low_watermark": 50}, "high_watermark is a percent between 0 and 100"),
+    ({"max_age": "30days"}, "max_age: '30days' is not a duration"),
+    ({"max_images_bytes": "ten gigs"}, "max_images_bytes: 'ten gigs' is not a size"),
+    ({"high_watermark": 80}, "parameters are required together: high_watermark, low_watermark"),
+])
+def test_bad_values_fail_before_any_change(ansible, engine, args, fragment):
+    result = ansible.module(MODULE, args, engine)
+    assert result["failed"] is True and fragment in result["msg"], result["msg"]
