@@ -72,7 +72,7 @@ integration: engines
 	$(PY) -m pytest -q tests/integration
 
 lint: setup
-	$(VENV)/bin/ansible-lint --profile production --offline --nocolor playbooks
+	$(VENV)/bin/ansible-lint --profile production --offline --nocolor roles playbooks
 
 test: sanity lint unit integration
 

@@ -17,6 +17,9 @@ from harness import engines
 HERE = Path(__file__).resolve().parent
 COLLECTIONS = HERE.parents[1] / ".collections"
 ANSIBLE_PLAYBOOK = str(Path(sys.executable).parent / "ansible-playbook")
+# For ansible_runner.run (AWX's runner), which starts `ansible-playbook` from PATH: this venv's first.
+RUNNER_ENV = {"ANSIBLE_COLLECTIONS_PATH": str(COLLECTIONS), "ANSIBLE_NOCOLOR": "1", "ANSIBLE_RETRY_FILES_ENABLED": "0",
+              "PATH": os.pathsep.join([str(Path(ANSIBLE_PLAYBOOK).parent), os.environ.get("PATH", "")])}
 
 
 @pytest.fixture(scope="session", params=engines.FLAVOURS)
