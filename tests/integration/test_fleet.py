@@ -103,3 +103,18 @@ def test_audit_then_cleanup_on_a_fleet(tmp_path, fleet):
         removed = set(cleanup["hosts"][name]["removed"]["images"])
         assert not removed & set(images), f"{name}: a reported removal is still there"
         assert protected[name] <= set(images), f"{name}: a protected image is gone"
+
+
+@pytest.mark.parametrize("variables, fragment", [
+    ({"cleanup_profile": "extreme"}, "cleanup_profile"),
+    ({"cleanup_prune_volumes": "sometimes"}, "cleanup_prune_volumes"),
+    ({"cleanup_protect": {"references": "app:*", "colours": ["red"]}}, "colours"),
+])
+def test_the_role_refuses_bad_values_before_anything_runs(ansible, tmp_path, variables, fragment):
+    # No engine at this address: the role must stop at its argument specs, before trying to reach one.
+    run = ansible.play([{"name": "cleanup", "ansible.builtin.include_role": {"name": "reclaim.docker.cleanup"},
+                         "vars": dict(variables, cleanup_docker_host=f"unix://{tmp_path}/none.sock")}],
+                       {"host": f"unix://{tmp_path}/none.sock"})
+    failed = [r for r in run.results if r["status"] == "failed"]
+    assert len(failed) == 1 and "Validating arguments against arg spec" in failed[0]["task"], run.output
+    assert fragment in failed[0]["result"]["msg"]
