@@ -20,11 +20,12 @@ ANSIBLE_CORE_PIN := $(shell grep '^ansible-core==' tests/requirements.txt)
 # The pip that ansible-core 2.21's ansible-test bootstraps into its venvs (get_venv_packages).
 ANSIBLE_TEST_PIP := 25.2
 
-.PHONY: help setup engines demo test sanity unit integration lint clean
+.PHONY: help setup engines demo test sanity unit integration lint bench clean
 
 help:
 	@echo "make demo   - start three local Docker engines, seed them, and run the fleet job"
 	@echo "make test   - sanity, lint, unit and integration tests against real engines"
+	@echo "make bench  - speed and memory against the Docker CLI and community.docker (ratios)"
 
 $(VENV)/.installed: tests/requirements.txt
 	@test -n "$(PYTHON312)" || { echo "Python 3.12 not found (pyenv or python3.12 on PATH)"; exit 1; }
@@ -75,6 +76,9 @@ lint: setup
 	$(VENV)/bin/ansible-lint --profile production --offline --nocolor roles playbooks
 
 test: sanity lint unit integration
+
+bench: engines
+	$(PY) -m bench $(BENCH_ARGS)
 
 clean:
 	$(PY) -m harness stop-all || true
