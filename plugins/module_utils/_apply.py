@@ -76,6 +76,16 @@ def _check_outcome(outcome, records):
     return None
 
 
+def took_effect(actions):
+    """The actions that happened: all of a check run's (they carry no status), the done ones of a real run."""
+    return [a for a in actions if a.get("status", "done") == "done"]
+
+
+def untagged_by(actions):
+    """The references ACTIONS removed: an untag's reference, a deletion's (or force untag's) references."""
+    return sorted({r for a in actions for r in ([a["reference"]] if a["action"] == "untag" else a.get("untags", []))})
+
+
 def apply_plan(client, actions):
     """Execute ACTIONS in order; return them annotated with status done, skipped or failed."""
     applied = []

@@ -26,6 +26,18 @@ class PrunePlanner(ImageRemovalPlanner):
     def _skip(self, kind, item_id, name, reason):
         self.plan.skipped.append(dict(type=kind, id=item_id, name=name, reason=reason))
 
+    def _why_it_stays(self, labels, created, users, references=()):
+        """Protected, too young, or used by containers that stay: the reason, or None."""
+        reason = self.protection.reason(labels, created, references)
+        if reason is None and users:
+            reason = f"in use by container(s) {', '.join(c.describe() for c in sorted(users, key=lambda c: c.name))}"
+        return reason
+
+    def _users(self, attribute, name):
+        """The containers that stay and have NAME among their ATTRIBUTE (networks, volumes)."""
+        return [c for c in self.snapshot.containers.values()
+                if name in getattr(c, attribute) and c.id not in self.accounting.removed_containers]
+
     def _may_delete(self, image):
         reason = self.protection.reason(image.labels, image.created, image.repo_tags)
         if reason:
@@ -52,10 +64,7 @@ class PrunePlanner(ImageRemovalPlanner):
                 continue
             if dangling_only and image.repo_tags or not filters.matches(image.labels, image.created):
                 continue
-            reason = self.protection.reason(image.labels, image.created, image.repo_tags)
-            containers = self._containers(image.id)
-            if reason is None and containers:
-                reason = f"in use by container(s) {', '.join(c.describe() for c in containers)}"
+            reason = self._why_it_stays(image.labels, image.created, self._containers(image.id), image.repo_tags)
             if reason:
                 self._skip("image", image.id, short_id(image.id), reason)
                 continue
@@ -68,11 +77,7 @@ class PrunePlanner(ImageRemovalPlanner):
                 continue
             # Stricter than the engine, which counts only running containers (endpoints): a stopped container
             # that stays would not start again without its network.
-            users = [c for c in self.snapshot.containers.values()
-                     if network.name in c.networks and c.id not in self.accounting.removed_containers]
-            reason = self.protection.reason(network.labels, network.created)
-            if reason is None and users:
-                reason = f"in use by container(s) {', '.join(c.describe() for c in sorted(users, key=lambda c: c.name))}"
+            reason = self._why_it_stays(network.labels, network.created, self._users("networks", network.name))
             if reason:
                 self._skip("network", network.id, network.name, reason)
                 continue
@@ -84,11 +89,7 @@ class PrunePlanner(ImageRemovalPlanner):
         for volume in sorted(self.snapshot.volumes.values(), key=lambda v: (v.created, v.name)):
             if not (volume.anonymous or named_too) or not filters.matches(volume.labels, volume.created):
                 continue
-            users = [c for c in self.snapshot.containers.values()
-                     if volume.name in c.volumes and c.id not in self.accounting.removed_containers]
-            reason = self.protection.reason(volume.labels, volume.created)
-            if reason is None and users:
-                reason = f"in use by container(s) {', '.join(c.describe() for c in sorted(users, key=lambda c: c.name))}"
+            reason = self._why_it_stays(volume.labels, volume.created, self._users("volumes", volume.name))
             if reason:
                 self._skip("volume", volume.name, volume.name, reason)
                 continue

@@ -194,7 +194,7 @@ not_found:
 
 import re
 
-from ansible_collections.reclaim.docker.plugins.module_utils._apply import apply_plan
+from ansible_collections.reclaim.docker.plugins.module_utils._apply import apply_plan, took_effect, untagged_by
 from ansible_collections.reclaim.docker.plugins.module_utils._connection import (
     APIError,
     EngineConnectionError,
@@ -246,10 +246,10 @@ class ImageRemover:
         actions = plan.actions
         if not self.module.check_mode and actions:
             actions = apply_plan(self.client, actions)
-        effective = [a for a in actions if a.get("status", "done") == "done"]
+        effective = took_effect(actions)
         result = dict(
             changed=bool(effective),
-            untagged=sorted({r for a in effective for r in ([a["reference"]] if a["action"] == "untag" else a.get("untags", []))}),
+            untagged=untagged_by(effective),
             deleted=sorted({a["image"] for a in effective if a["action"] == "delete_image"
                             or a["action"] == "force_untag" and a["record_deleted"]}),
             removed_containers=[a["container"] for a in effective if a["action"] == "remove_container"],

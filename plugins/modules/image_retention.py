@@ -208,7 +208,7 @@ actions:
 import datetime
 import time
 
-from ansible_collections.reclaim.docker.plugins.module_utils._apply import apply_plan
+from ansible_collections.reclaim.docker.plugins.module_utils._apply import apply_plan, took_effect, untagged_by
 from ansible_collections.reclaim.docker.plugins.module_utils._connection import (
     APIError,
     connect_module,
@@ -312,7 +312,7 @@ class Retention:
         self.module.exit_json(**result)
 
     def result(self, snapshot, planner, actions, usage_before):
-        done = [a for a in actions if a.get("status", "done") == "done"]
+        done = took_effect(actions)
         violations = []
         for image_id, entry in sorted(planner.violations.items(), key=lambda item: snapshot.images[item[0]].created):
             image = snapshot.images[image_id]
@@ -341,7 +341,7 @@ class Retention:
             changed=bool(done),
             violations=violations,
             kept=kept,
-            untagged=sorted({r for a in done for r in ([a["reference"]] if a["action"] == "untag" else a.get("untags", []))}),
+            untagged=untagged_by(done),
             deleted=sorted(a["image"] for a in done if a["action"] == "delete_image"),
             reclaimed_bytes=reclaimed,
             usage_before=usage_before,

@@ -282,7 +282,7 @@ actions:
 
 import time
 
-from ansible_collections.reclaim.docker.plugins.module_utils._apply import apply_plan
+from ansible_collections.reclaim.docker.plugins.module_utils._apply import apply_plan, took_effect, untagged_by
 from ansible_collections.reclaim.docker.plugins.module_utils._connection import (
     APIError,
     connect_module,
@@ -356,7 +356,7 @@ class Pruner:
 
     @staticmethod
     def result(plan, actions):
-        done = [a for a in actions if a.get("status", "done") == "done"]
+        done = took_effect(actions)
 
         def of(kind, key):
             return [a[key] for a in done if a["action"] == kind]
@@ -385,8 +385,7 @@ class Pruner:
             containers=of("remove_container", "container"),
             containers_space_reclaimed=bytes_of("remove_container"),
             images=of("delete_image", "image"),
-            untagged=sorted({r for a in done if a["action"] in ("untag", "delete_image")
-                             for r in ([a["reference"]] if a["action"] == "untag" else a["untags"])}),
+            untagged=untagged_by(done),
             images_space_reclaimed=bytes_of("untag", "delete_image"),
             networks=of("remove_network", "name"),
             volumes=of("remove_volume", "name"),
