@@ -13,7 +13,6 @@ import os
 CATEGORIES = ("images", "containers", "volumes", "build_cache")
 # The values of the /system/df `type` parameter (Engine API >= 1.42).
 DF_TYPES = {"images": "image", "containers": "container", "volumes": "volume", "build_cache": "build-cache"}
-DF_TYPE_MIN_API = "1.42"
 
 
 def _category(count, active, size, reclaimable):
@@ -62,11 +61,9 @@ def summarize(df, categories):
     return summary
 
 
-def df_params(api_version_supports_types, categories):
-    """Query parameters for /system/df: ask only for CATEGORIES where the engine can be told (API >= 1.42)."""
-    if not api_version_supports_types:
-        return None
-    return {"type": [DF_TYPES[c] for c in CATEGORIES if c in categories]}
+def df_types(categories):
+    """The /system/df `type` values for CATEGORIES."""
+    return [DF_TYPES[c] for c in CATEGORIES if c in categories]
 
 
 def filesystem_usage(path):

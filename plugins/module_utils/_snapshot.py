@@ -23,7 +23,7 @@ from ansible_collections.reclaim.docker.plugins.module_utils._units import parse
 
 SHARED_SIZE_MIN_API = "1.42"
 MANIFESTS_MIN_API = "1.47"
-DF_TYPE_MIN_API = "1.42"
+ANONYMOUS_VOLUME_LABEL_MIN_API = "1.42"
 ANONYMOUS_VOLUME_LABEL = "com.docker.volume.anonymous"
 PREDEFINED_NETWORKS = ("bridge", "host", "none")
 
@@ -80,7 +80,7 @@ def read_snapshot(client, networks=False, volumes=False, build_cache=False):
     return Snapshot(
         engine, images, containers,
         networks=[_network(raw) for raw in client.get_json("/networks")] if networks else (),
-        volumes=[_volume(raw, client.supports(DF_TYPE_MIN_API)) for raw in df.get("Volumes") or ()],
+        volumes=[_volume(raw, client.supports(ANONYMOUS_VOLUME_LABEL_MIN_API)) for raw in df.get("Volumes") or ()],
         build_cache=df.get("BuildCache") or (),
     )
 
@@ -91,7 +91,7 @@ def _system_df(client, volumes, build_cache):
     types = [t for t, wanted in (("volume", volumes), ("build-cache", build_cache)) if wanted]
     if not types:
         return {}
-    df = client.get_json("/system/df", {"type": types} if client.supports(DF_TYPE_MIN_API) else None)
+    df = client.system_df(types)
     return {"Volumes": df.get("Volumes") if volumes else None, "BuildCache": df.get("BuildCache") if build_cache else None}
 
 
@@ -108,7 +108,7 @@ def _volume(raw, engine_labels_anonymous):
     if engine_labels_anonymous:
         anonymous = ANONYMOUS_VOLUME_LABEL in labels
     else:
-        # Engines before API 1.42 do not label anonymous volumes; theirs are named by 64 random hex digits.
+        # Older engines do not label anonymous volumes; theirs are named by 64 random hex digits.
         name = raw.get("Name") or ""
         anonymous = len(name) == 64 and all(c in "0123456789abcdef" for c in name)
     usage = raw.get("UsageData") or {}

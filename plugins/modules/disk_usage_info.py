@@ -161,8 +161,7 @@ from ansible_collections.reclaim.docker.plugins.module_utils._connection import 
 )
 from ansible_collections.reclaim.docker.plugins.module_utils._disk_usage import (
     CATEGORIES,
-    DF_TYPE_MIN_API,
-    df_params,
+    df_types,
     filesystem_usage,
     summarize,
 )
@@ -183,7 +182,7 @@ def main():
     categories = [c for c in CATEGORIES if module.params[c]]
     try:
         info = client.info()
-        df = client.get_json("/system/df", params=df_params(client.supports(DF_TYPE_MIN_API), categories)) if categories else {}
+        df = client.system_df(df_types(categories)) if categories else {}
     except APIError as exc:
         module.fail_json(msg=f"Error reading disk usage from {client.base_url}: {exc.explanation or exc}")
 

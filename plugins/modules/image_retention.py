@@ -223,7 +223,6 @@ from ansible_collections.reclaim.docker.plugins.module_utils._retention_plan imp
     plan_retention,
 )
 from ansible_collections.reclaim.docker.plugins.module_utils._snapshot import (
-    DF_TYPE_MIN_API,
     load_layers,
     read_snapshot,
 )
@@ -260,7 +259,7 @@ class Retention:
             self.module.fail_json(msg=f"low_watermark ({low}) is above high_watermark ({high}).")
 
     def usage(self, client):
-        df = client.get_json("/system/df", {"type": ["image"]} if client.supports(DF_TYPE_MIN_API) else None)
+        df = client.system_df(["image"])
         root = client.info().get("DockerRootDir")
         filesystem = filesystem_usage(root) if client.is_local and root else None
         return dict(images_bytes=df.get("LayersSize") or 0, filesystem=filesystem)

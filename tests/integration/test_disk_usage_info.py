@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import os
 
-import docker
-
 from harness import engines, scenario
 
 MODULE = "reclaim.docker.disk_usage_info"
@@ -21,7 +19,7 @@ SPEC = {
 
 def test_reports_what_system_df_reports(ansible, engine, prefix):
     built = scenario.build(engine.docker_host, SPEC, prefix=prefix)
-    df = docker.APIClient(base_url=engine.docker_host, version="auto").df()
+    df = scenario.system_df(engine.docker_host)
     result = ansible.module(MODULE, {"volumes": True}, engine, check=True)
     assert result["changed"] is False
     usage = result["disk_usage"]

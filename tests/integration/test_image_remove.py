@@ -22,7 +22,7 @@ def api(engine):
 
 
 def layers_size(engine):
-    return api(engine).df()["LayersSize"]
+    return scenario.system_df(engine.docker_host)["LayersSize"]
 
 
 def containerd(engine):
@@ -140,7 +140,7 @@ def test_image_of_stopped_container(ansible, engine, prefix):
     assert f"{prefix}-batch ({built.containers['batch'][:12]}, exited)" in refused["msg"]
     assert scenario.fingerprint(engine.docker_host) == before
 
-    size_rw = {c["Id"]: c.get("SizeRw", 0) for c in api(engine).df()["Containers"]}
+    size_rw = {c["Id"]: c.get("SizeRw", 0) for c in scenario.system_df(engine.docker_host)["Containers"]}
     size_before = layers_size(engine)
     args = {"name": [f"{prefix}/lab/old:1"], "remove_stopped_containers": True}
     _predicted, real = check_then_real(ansible, engine, args)

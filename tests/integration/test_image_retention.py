@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime
 
-import docker
 import pytest
 
 from harness import engines, scenario
@@ -55,7 +54,7 @@ def fresh(request):
 
 
 def layers_size(engine):
-    return docker.APIClient(base_url=engine.docker_host, version="auto").df()["LayersSize"]
+    return scenario.system_df(engine.docker_host)["LayersSize"]
 
 
 def check_then_real(ansible, engine, args):

@@ -22,7 +22,7 @@ def api(engine):
 
 
 def layers_size(engine):
-    return api(engine).df()["LayersSize"]
+    return scenario.system_df(engine.docker_host)["LayersSize"]
 
 
 def overlay2(engine):
@@ -132,7 +132,7 @@ def test_system_prune_frees_images_of_removed_containers(ansible, engine, prefix
     scoped = {"label": f"reclaim.test={prefix}"}
     args = {"containers": True, "containers_filters": dict(scoped, **{"label!": "keep"}),
             "images": True, "images_filters": dict(scoped, dangling=False), "networks": True, "networks_filters": scoped}
-    size_rw = {c["Id"]: c.get("SizeRw", 0) for c in api(engine).df()["Containers"]}
+    size_rw = {c["Id"]: c.get("SizeRw", 0) for c in scenario.system_df(engine.docker_host)["Containers"]}
     size_before = layers_size(engine)
     _predicted, real = check_then_real(ansible, engine, args)
     assert real["containers"] == [built.containers["done"]]

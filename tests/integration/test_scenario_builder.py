@@ -94,9 +94,9 @@ def test_dangling_image_is_listed_as_dangling(built):
 
 def test_layers_size_grows_by_the_defined_layer_sizes(built, engine):
     api, _scenario = built  # base (busybox) is already there: every other layer is new under this prefix
-    before = api.df()["LayersSize"]
+    before = scenario.system_df(engine.docker_host)["LayersSize"]
     result = scenario.build(engine.docker_host, SPEC, prefix="sz")
-    growth = api.df()["LayersSize"] - before
+    growth = scenario.system_df(engine.docker_host)["LayersSize"] - before
     expected = result.unique_layer_bytes() - result.layers["base"]["size"]
     assert expected == 3_000_000 + 2_500_000 + 1_500_000 + 2_000_000 + 500_000
     if _is_containerd(engine):

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import socket
 
+import docker
 import pytest
+import requests
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
 from ansible_collections.reclaim.docker.plugins.module_utils import _connection as conn
@@ -177,3 +180,56 @@ def test_refused_tcp_message():
     ("1.41", "1.41", True), ("1.51", "1.42", True), ("1.41", "1.50", False), ("1.9", "1.10", False)])
 def test_version_at_least(version, minimum, expected):
     assert conn.version_at_least(version, minimum) is expected
+
+
+# Recorded from a 28.5 engine on the containerd store, during a BuildKit build.
+LOST_SNAPSHOT = {"message": "NotFound: snapshot qg8hkik34167f7ysoxxq0c1bz-view does not exist: not found"}
+
+
+def engine_answering(answers):
+    """An EngineClient whose engine gives ANSWERS [(status, body)] in turn; the SDK's own error path reads them."""
+    api = docker.APIClient(base_url="unix:///nonexistent.sock", version="1.51")
+    responses = iter(answers)
+    calls = []
+
+    def get(url, params=None):
+        calls.append(params)
+        status, body = next(responses)
+        response = requests.Response()
+        response.status_code, response.url, response._content = status, url, json.dumps(body).encode()
+        return response
+
+    api._get = get
+    return conn.EngineClient(api, "unix:///nonexistent.sock", "28.5.2"), calls
+
+
+@pytest.fixture
+def no_pauses(monkeypatch):
+    monkeypatch.setattr(conn.time, "sleep", lambda seconds: None)
+
+
+def test_system_df_asks_again_after_losing_a_race_with_buildkit(no_pauses):
+    client, calls = engine_answering([(404, LOST_SNAPSHOT), (404, LOST_SNAPSHOT), (200, {"LayersSize": 7})])
+    assert client.system_df(["image", "build-cache"]) == {"LayersSize": 7}
+    assert calls == [{"type": ["image", "build-cache"]}] * 3
+
+
+def test_system_df_gives_up_after_a_bounded_number_of_tries(no_pauses):
+    client, calls = engine_answering([(404, LOST_SNAPSHOT)] * 10)
+    with pytest.raises(conn.APIError, match="does not exist"):
+        client.system_df(["build-cache"])
+    assert len(calls) == len(conn.DF_RETRY_PAUSES) + 1
+
+
+def test_system_df_does_not_retry_other_errors(no_pauses):
+    client, calls = engine_answering([(500, {"message": "disk I/O error"}), (200, {})])
+    with pytest.raises(conn.APIError, match="disk I/O error"):
+        client.system_df(["image"])
+    assert len(calls) == 1
+
+
+def test_system_df_sends_no_type_to_engines_before_api_1_42(no_pauses):
+    client, calls = engine_answering([(200, {"LayersSize": 1})])
+    client.api_version = "1.41"
+    client.system_df(["image"])
+    assert calls == [None]
