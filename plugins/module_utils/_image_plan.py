@@ -137,7 +137,7 @@ class ImageRemovalPlanner:
         self._delete(image, reference if kind != "id" else image.id,
                      f"{reference if kind != 'id' else 'image ' + short_id(image.id)} removed: no other reference, "
                      "no container uses it", force=kind == "id" and len(self.references[image.id]) > 1)
-        if self.prune and not self.snapshot.containerd_store:
+        if self.prune:
             self._prune_parents(image)
 
     def _untag(self, image, reference, remaining, reason):
@@ -158,7 +158,7 @@ class ImageRemovalPlanner:
             remaining = self._references_after_removing(image, tag)
             self._untag(image, tag, remaining, f"{tag} untagged on the way to deleting image {short_id(image.id)}")
         self._delete(image, tags[-1] if tags else image.id, reason)
-        if self.prune and not self.snapshot.containerd_store:
+        if self.prune:
             self._prune_parents(image)
 
     def _force_untag(self, kind, image, reference, containers):
@@ -178,8 +178,10 @@ class ImageRemovalPlanner:
                                            container_names=[c.name for c in containers], bytes=held))
 
     def _prune_parents(self, image):
-        """What `docker rmi` does without --no-prune on overlay2: delete untagged parents that nothing else
-        needs. Planned as separate deletions by ID (the engine is called with noprune), children first."""
+        """What `docker rmi` does without --no-prune: delete the legacy builder's untagged parents that nothing
+        else needs. Planned as separate deletions by ID (the engine is called with noprune), children first.
+        One rule on both stores: the containerd store's own prune also deletes a parent that another image
+        still builds on (moby's c8d deleteAll checks no children); we keep it, as overlay2 does."""
         parent = self.snapshot.images.get(image.parent_id)
         while parent and not self._gone(parent.id) and not self.references[parent.id] \
                 and not self._containers(parent.id) and not self._children(parent.id) and self._may_delete(parent):

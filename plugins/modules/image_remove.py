@@ -54,7 +54,9 @@ options:
   prune:
     description:
       - Also delete untagged parent images that nothing else needs, as C(docker rmi) does without C(--no-prune). Parents
-        exist only for images built by the legacy builder on graphdriver (overlay2) engines.
+        exist only for images built by the legacy builder (C(DOCKER_BUILDKIT=0)); BuildKit images have none.
+      - A parent that another image builds on is kept on every engine, although the containerd image store's own
+        C(docker rmi) deletes it.
     type: bool
     default: true
   remove_stopped_containers:

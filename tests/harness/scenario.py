@@ -19,6 +19,8 @@ Spec keys (all optional)::
     networks    [{name, labels}]
     volumes     [{name, labels, bytes}] or [{anonymous: True, bytes}] (left unused, as after ``docker rm``)
     builds      [{name, tags, files: {filename: bytes}}]     BuildKit build: leaves build cache
+    classic_builds [{name, tags, files: {filename: bytes}, labels}]  legacy builder: one untagged parent per
+                FROM scratch + COPY step, as ``DOCKER_BUILDKIT=0 docker build`` leaves them
     multiplatform [{name, tag, platforms, size}]             containerd image store only
 
 ``prefix`` isolates tests sharing an engine: tags become ``PREFIX/tag``, other names ``PREFIX-name``,
@@ -67,6 +69,7 @@ class Scenario:
     networks: dict = dataclasses.field(default_factory=dict)    # name -> id
     volumes: dict = dataclasses.field(default_factory=dict)     # spec name (or "anonymous-N") -> engine name
     builds: dict = dataclasses.field(default_factory=dict)      # name -> {"id", "tags"}
+    classic_builds: dict = dataclasses.field(default_factory=dict)  # name -> {"id", "tags", "parents"}
     build_cache: list = dataclasses.field(default_factory=list)  # /system/df BuildCache after the builds
     multiplatform: dict = dataclasses.field(default_factory=dict)  # name -> {"id", "tag", "platforms"}
 
@@ -295,6 +298,31 @@ def run_build(docker_host: str, spec: dict, prefix: str) -> dict:
     return {"id": client(docker_host).inspect_image(tags[0])["Id"] if tags else image_id, "tags": tags}
 
 
+def run_classic_build(api: docker.APIClient, spec: dict, prefix: str) -> dict:
+    """A legacy-builder build (the API's /build without BuildKit) of FROM scratch + one COPY per file.
+    Each step's image stays as the untagged parent of the next; the parents come back nearest first.
+    A file's content depends on its name and size only, so builds starting with the same files share steps."""
+    files = sorted(spec["files"].items())
+    dockerfile = "FROM scratch\n" + "".join(f"COPY {filename} /{filename}\n" for filename, _size in files)
+    context = _tar_bytes([("Dockerfile", dockerfile.encode())] + [
+        (filename, _payload(f"{prefix}/{filename}/{size}", size)) for filename, size in files])
+    tags = [_tag(prefix, t) for t in spec.get("tags", [])]
+    output = list(api.build(fileobj=io.BytesIO(context), custom_context=True, tag=tags[0] if tags else None,
+                            labels=spec.get("labels"), rm=True, decode=True))
+    failures = [line["error"] for line in output if "error" in line]
+    if failures:
+        raise RuntimeError(f"classic build {spec['name']} failed: {failures}")
+    image_id = next(line["aux"]["ID"] for line in output if "ID" in line.get("aux", {}))
+    for tag in tags[1:]:
+        repository, _sep, version = tag.rpartition(":")
+        api.tag(image_id, repository, version)
+    parents, parent = [], api.inspect_image(image_id).get("Parent")
+    while parent:
+        parents.append(parent)
+        parent = api.inspect_image(parent).get("Parent")
+    return {"id": image_id, "tags": tags, "parents": parents}
+
+
 # ---------------------------------------------------------------- containers, networks, volumes
 
 def _wait(api, container_id):
@@ -390,6 +418,8 @@ def build(docker_host: str, spec: dict, prefix: str = "") -> Scenario:
         scenario.containers[container["name"]] = create_container(api, container, prefix, scenario)
     for b in spec.get("builds", []):
         scenario.builds[b["name"]] = run_build(docker_host, b, prefix)
+    for b in spec.get("classic_builds", []):
+        scenario.classic_builds[b["name"]] = run_classic_build(api, b, prefix)
     if spec.get("builds"):
         scenario.build_cache = system_df(docker_host).get("BuildCache") or []
     return scenario
@@ -401,7 +431,7 @@ def teardown(docker_host: str, scenario: Scenario):
     for container in scenario.containers.values():
         api.remove_container(container, force=True, v=True)
     images = [i["id"] for i in scenario.images.values()] + [b["id"] for b in scenario.builds.values()] \
-        + [m["id"] for m in scenario.multiplatform.values()]
+        + [m["id"] for m in scenario.multiplatform.values()] + [b["id"] for b in scenario.classic_builds.values()]
     for image in images:
         try:
             api.remove_image(image, force=True)

@@ -94,6 +94,40 @@ def test_last_tag_deletes_and_frees_exact_bytes(ansible, engine, prefix):
     assert_idempotent(ansible, engine, args)
 
 
+@pytest.mark.parametrize("prune", [True, False])
+def test_last_tag_of_a_classic_build_prunes_its_untagged_parents(ansible, engine, prefix, prune):
+    """The legacy builder leaves one untagged parent image per step; `docker rmi` deletes them with the image
+    unless --no-prune. A parent that another image builds on stays."""
+    files = {"a": 300_000, "b": 200_000, "c": 100_000}
+    built = scenario.build(engine.docker_host, {"classic_builds": [
+        {"name": "app", "tags": ["lab/app:1"], "files": files},
+        # The same first steps hit the build cache: "kin" is a second child of app's parent for a and b.
+        {"name": "kin", "tags": ["lab/kin:1"], "files": {"a": 300_000, "b": 200_000}}]}, prefix=prefix)
+    app, kin = built.classic_builds["app"], built.classic_builds["kin"]
+    assert len(app["parents"]) == 2 and kin["id"] == app["parents"][0], "the build cache was not shared"
+    size_before = layers_size(engine)
+    args = {"name": [f"{prefix}/lab/app:1"], "prune": prune}
+    _predicted, real = check_then_real(ansible, engine, args)
+    assert real["deleted"] == [app["id"]]  # its parent is kin itself, tagged: never pruned
+    assert exists(engine, kin["id"]) and exists(engine, app["parents"][1])
+    if not containerd(engine):
+        assert real["reclaimed_bytes"] == files["c"] == size_before - layers_size(engine)
+    assert_idempotent(ansible, engine, args)
+
+    size_before = layers_size(engine)
+    args = {"name": [f"{prefix}/lab/kin:1"], "prune": prune}
+    _predicted, real = check_then_real(ansible, engine, args)
+    parent = app["parents"][1]
+    assert real["deleted"] == sorted([kin["id"], parent] if prune else [kin["id"]])
+    assert exists(engine, parent) is not prune
+    if not containerd(engine):
+        assert real["reclaimed_bytes"] == (300_000 + 200_000 if prune else 200_000)
+        assert size_before - layers_size(engine) == real["reclaimed_bytes"]
+    else:
+        assert real["reclaimed_bytes"] > 0 and size_before - layers_size(engine) >= real["reclaimed_bytes"]
+    assert_idempotent(ansible, engine, args)
+
+
 def test_id_with_several_tags_needs_force(ansible, engine, prefix):
     built = scenario.build(engine.docker_host, {"layers": LAYERS, "images": [
         {"name": "multi", "tags": ["lab/a:1", "lab/b:1"], "layers": ["own"]}]}, prefix=prefix)

@@ -73,6 +73,25 @@ def test_dangling_images_exact_bytes(ansible, engine, prefix):
     assert_idempotent(ansible, engine, args)
 
 
+def test_untagged_parents_go_with_their_last_child(ansible, engine, prefix):
+    """A legacy-built image's untagged parents are not candidates themselves (they have children); they go with
+    the image, children first, as the engine's own prune does."""
+    files = {"a": 300_000, "b": 200_000, "c": 100_000}
+    built = scenario.build(engine.docker_host, {"classic_builds": [
+        {"name": "app", "tags": ["lab/app:1"], "files": files, "labels": mine(prefix)}]}, prefix=prefix)
+    app = built.classic_builds["app"]
+    args = {"images": True, "images_filters": {"dangling": False, "label": f"reclaim.test={prefix}"}}
+    size_before = layers_size(engine)
+    _predicted, real = check_then_real(ansible, engine, args)
+    assert [a["image"] for a in real["actions"] if a["action"] == "delete_image"] == [app["id"]] + app["parents"]
+    assert sorted(real["images"]) == sorted([app["id"]] + app["parents"])
+    if overlay2(engine):
+        assert real["images_space_reclaimed"] == sum(files.values()) == size_before - layers_size(engine)
+    else:
+        assert size_before - layers_size(engine) >= real["images_space_reclaimed"] > 0
+    assert_idempotent(ansible, engine, args)
+
+
 def test_label_negations_all_hold_and_until_uses_creation_time(ansible, engine, prefix):
     fresh = now_iso()
     built = scenario.build(engine.docker_host, {"images": [

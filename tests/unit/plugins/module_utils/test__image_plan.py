@@ -277,7 +277,8 @@ CHAIN_SIZES = {"r": 100, "m": 20, "a": 3}
 @pytest.mark.parametrize("store, prune, deleted, freed", [
     ("overlay2", True, ["app", "mid", "root"], 123),
     ("overlay2", False, ["app"], 3),
-    ("containerd", True, ["app"], 3),      # no parent links are followed on the containerd store
+    ("containerd", True, ["app", "mid", "root"], 123),
+    ("containerd", False, ["app"], 3),
 ])
 def test_prune_of_untagged_parents(store, prune, deleted, freed):
     snap = make_snapshot(CHAIN, sizes=CHAIN_SIZES, store=store)
@@ -294,8 +295,9 @@ def test_prune_of_untagged_parents(store, prune, deleted, freed):
     ([], [("c", "mid", "exited", 0)], ["app"]),                            # a container uses mid
     ([], [("c", "root", "running", 0)], ["app", "mid"]),
 ])
-def test_prune_stops_at_a_needed_parent(extra_images, containers, deleted):
-    snap = make_snapshot(CHAIN + extra_images, containers=containers, sizes=CHAIN_SIZES)
+@pytest.mark.parametrize("store", ["overlay2", "containerd"])
+def test_prune_stops_at_a_needed_parent(extra_images, containers, deleted, store):
+    snap = make_snapshot(CHAIN + extra_images, containers=containers, sizes=CHAIN_SIZES, store=store)
     plan = plan_image_removal(snap, ["lab/app:1"])
     assert [a["image"] for a in plan.actions] == [hid(n) for n in deleted]
 
@@ -309,7 +311,7 @@ def test_prune_keeps_a_tagged_parent():
 @pytest.mark.parametrize("store, refused", [("overlay2", True), ("containerd", False)])
 def test_parent_with_a_child_is_refused_on_graphdriver_only(store, refused):
     snap = make_snapshot(CHAIN, sizes=CHAIN_SIZES, store=store)
-    plan = plan_image_removal(snap, [hid("mid")], force=True)
+    plan = plan_image_removal(snap, [hid("mid")], force=True, prune=False)
     if refused:
         assert plan.actions == [] and "child" in plan.refusals[0]["reason"]
         assert short_id(hid("app")) in plan.refusals[0]["reason"]
