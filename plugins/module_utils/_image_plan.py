@@ -61,6 +61,14 @@ class ImageRemovalPlanner:
 
     # The simulated state -------------------------------------------------------------------------
 
+    def assume_deleted(self, image_ids):
+        """Plan as if an earlier check-mode task had deleted IMAGE_IDS (those on the engine): layers they shared
+        with images this plan deletes are then freed here, as they will be in the real run."""
+        for image_id in image_ids:
+            if image_id in self.snapshot.images:
+                self.accounting.deleted_images.add(image_id)
+                self.references[image_id] = set()
+
     def _gone(self, image_id):
         return image_id in self.accounting.deleted_images
 

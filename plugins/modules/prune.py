@@ -115,6 +115,16 @@ options:
         (V(1h), V(90m), V(720h)) or days and weeks (V(2d), V(1w)). Durations in O(containers_filters) and the others take the
         same forms.
     type: str
+  assume_deleted:
+    description:
+      - Full image IDs (V(sha256:...)) that an earlier task of the same check-mode run would delete, such as the
+        RV(reclaim.docker.image_retention#module:deleted) of O(reclaim.docker.image_retention#module:keep_last)
+        enforcement. The prediction then counts the layers those images share with the images pruned here, as the
+        real run, where they are already gone, frees them.
+      - Used in check mode only; a real run reads what is really on the engine.
+    type: list
+    elements: str
+    default: []
 notes:
   - On graphdriver engines (overlay2) RV(images_space_reclaimed) equals the drop of the engine's own C(LayersSize), to the
     byte; on the containerd image store it counts unpacked snapshots and the real drop (which includes content blobs) is
@@ -196,6 +206,18 @@ EXAMPLES = r"""
       dangling: false
   check_mode: true
   register: audit
+
+- name: Audit a retention step, then the prune that follows it
+  reclaim.docker.image_retention:
+    keep_last: 3
+  check_mode: true
+  register: retention
+
+- name: Predict the prune as it will run after the retention step
+  reclaim.docker.prune:
+    images: true
+    assume_deleted: "{{ retention.deleted }}"
+  check_mode: true
 """
 
 RETURN = r"""
@@ -280,6 +302,7 @@ actions:
   elements: dict
 """
 
+import re
 import time
 
 from ansible_collections.reclaim.docker.plugins.module_utils._apply import apply_plan, took_effect, untagged_by
@@ -294,6 +317,7 @@ from ansible_collections.reclaim.docker.plugins.module_utils._snapshot import pl
 from ansible_collections.reclaim.docker.plugins.module_utils._units import ValueProblem, parse_size
 
 CATEGORIES = ("containers", "images", "networks", "volumes", "builder_cache")
+FULL_IMAGE_ID = re.compile(r"sha256:[0-9a-f]{64}")
 
 
 class Pruner:
@@ -311,6 +335,9 @@ class Pruner:
             self.keep_storage = parse_size(keep, "builder_cache_keep_storage") if keep is not None else None
         except ValueProblem as exc:
             self.module.fail_json(msg=str(exc))
+        malformed = [i for i in self.params["assume_deleted"] if not FULL_IMAGE_ID.fullmatch(i)]
+        if malformed:
+            self.module.fail_json(msg=f"assume_deleted takes full image IDs (sha256: and 64 hex digits), got {malformed}.")
         if self.params["volumes_filters"] and not self.params["volumes"]:
             self.module.fail_json(msg="volumes_filters is set but volumes is false: volumes are pruned only when "
                                       "volumes: true asks for it.")
@@ -325,6 +352,8 @@ class Pruner:
 
     def make_plan(self, snapshot):
         planner = PrunePlanner(snapshot, self.protection)
+        if self.module.check_mode:
+            planner.assume_deleted(self.params["assume_deleted"])
         for category in CATEGORIES:
             if not self.params[category]:
                 continue
@@ -422,6 +451,7 @@ def main():
                 labels=dict(type="list", elements="str", default=[]),
             )),
             min_age=dict(type="str"),
+            assume_deleted=dict(type="list", elements="str", default=[]),
         ),
         supports_check_mode=True,
     )

@@ -19,6 +19,12 @@ FLEET = (("fleet1", "20.10", "aggressive"), ("fleet2", "28.5", "standard"), ("fl
          ("fleet4", "28.5", "conservative"), ("fleet5", "20.10", "standard"))
 STOPPED = "fleet5"
 PROTECT = {"references": [], "labels": ["reclaim.protect=true"]}
+# Where retention (keep_last 2) and the dangling-image prune select images that share a layer no other image
+# has: the audit's prune step must count it as the cleanup's does, after retention deleted lab/edge:1.
+SHARED_WITH_DANGLING = {"layers": {"L": 400_000}, "images": [
+    {"name": f"edge{n}", "tags": [f"lab/edge:{n}"], "layers": ["L", f"own{n}"] if n == 1 else [f"own{n}"],
+     "created": f"202{n}-01-01T00:00:00Z", "labels": {"edge": "1"}} for n in (1, 2, 3)] + [
+    {"name": "dangling", "tags": [], "layers": ["L", "d"], "created": "2021-06-01T00:00:00Z", "labels": {"edge": "1"}}]}
 
 
 @pytest.fixture(scope="module")
@@ -27,6 +33,7 @@ def fleet():
     for seed, (name, flavour, _profile) in enumerate(FLEET):
         engine = engines.start(flavour, name)
         scenario.build(engine.docker_host, scenario.realistic_mix(seed=seed), prefix="fleet")
+        scenario.build(engine.docker_host, SHARED_WITH_DANGLING, prefix="edge")
         started[name] = engine
     engines.kill_daemon_only(started[STOPPED])
     yield started
@@ -39,7 +46,8 @@ def inventory(fleet):
              for name, _flavour, profile in FLEET}
     return {"all": {"children": {"docker_hosts": {"hosts": hosts}},
                     "vars": {"ansible_connection": "local", "ansible_python_interpreter": sys.executable,
-                             "cleanup_protect": PROTECT, "cleanup_min_age": "0s"}}}
+                             "cleanup_protect": PROTECT, "cleanup_min_age": "0s",
+                             "cleanup_retention": {"keep_last": 2}}}}
 
 
 def run_playbook(tmp_path, fleet, playbook, report_dir):
@@ -65,6 +73,10 @@ def surviving_images(engine):
 def test_audit_then_cleanup_on_a_fleet(tmp_path, fleet):
     healthy = [name for name, _f, _p in FLEET if name != STOPPED]
     before = {name: scenario.fingerprint(fleet[name].docker_host) for name in healthy}
+    sharing = {name: {i for i, image in surviving_images(fleet[name])[0].items()
+                      if (image.get("Labels") or {}).get("edge") and set(image.get("RepoTags") or []) <=
+                      {"<none>:<none>", "edge/lab/edge:1"}} for name in healthy}
+    assert all(len(ids) == 2 for ids in sharing.values()), sharing
     result, audit, artifacts = run_playbook(tmp_path, fleet, "audit", tmp_path / "audit-report")
     assert result.status == "successful", result.stdout.read()
     assert {name: scenario.fingerprint(fleet[name].docker_host) for name in healthy} == before, "the audit changed a host"
@@ -86,6 +98,7 @@ def test_audit_then_cleanup_on_a_fleet(tmp_path, fleet):
         assert actual["reclaimed_bytes"] == predicted["reclaimed_bytes"], name
         for kind in ("containers", "images", "untagged", "networks", "volumes"):
             assert sorted(actual["removed"][kind]) == sorted(predicted["removed"][kind]), (name, kind)
+        assert sharing[name] <= set(actual["removed"]["images"]), name
         if dict((n, f) for n, f, _p in FLEET)[name] == "28.5-containerd":
             # The engine also frees content blobs there: usage drops further than the snapshot-based prediction.
             assert actual["usage_after"]["images_bytes"] <= predicted["usage_after"]["images_bytes"], name

@@ -92,6 +92,33 @@ def test_untagged_parents_go_with_their_last_child(ansible, engine, prefix):
     assert_idempotent(ansible, engine, args)
 
 
+def test_a_check_mode_chain_predicts_the_real_run(ansible, engine, prefix):
+    """An audit of "remove x, then prune dangling" is two check-mode tasks; the prune is told what the first
+    deletes (assume_deleted), so the layer the two images share is predicted where the real run frees it."""
+    sizes = {"L": 600_000, "x": 200_000, "d": 100_000}
+    built = scenario.build(engine.docker_host, {"layers": sizes, "images": [
+        {"name": "x", "tags": ["lab/x:1"], "layers": ["L", "x"], "labels": mine(prefix), "base": False},
+        {"name": "d", "tags": [], "layers": ["L", "d"], "labels": mine(prefix), "base": False}]}, prefix=prefix)
+    remove = {"name": [f"{prefix}/lab/x:1"]}
+    prune = {"images": True, "images_filters": {"label": f"reclaim.test={prefix}"}}
+    removal = ansible.module("reclaim.docker.image_remove", remove, engine, check=True)
+    assert removal["deleted"] == [built.images["x"]["id"]]
+    blind = ansible.module(MODULE, prune, engine, check=True)
+    told = ansible.module(MODULE, dict(prune, assume_deleted=removal["deleted"]), engine, check=True)
+    real_removal = ansible.module("reclaim.docker.image_remove", remove, engine)
+    size_before = layers_size(engine)
+    real = ansible.module(MODULE, dict(prune, assume_deleted=removal["deleted"]), engine)
+    assert told["images"] == real["images"] == [built.images["d"]["id"]]
+    assert told["images_space_reclaimed"] == real["images_space_reclaimed"]
+    assert removal["reclaimed_bytes"] == real_removal["reclaimed_bytes"]
+    if overlay2(engine):
+        assert removal["reclaimed_bytes"] == sizes["x"]
+        assert blind["images_space_reclaimed"] == sizes["d"]  # L looked held by x
+        assert real["images_space_reclaimed"] == sizes["d"] + sizes["L"] == size_before - layers_size(engine)
+    refused = ansible.module(MODULE, dict(prune, assume_deleted=["lab/x:1"]), engine, check=True)
+    assert refused["failed"] is True and refused["msg"].startswith("assume_deleted takes full image IDs")
+
+
 def test_label_negations_all_hold_and_until_uses_creation_time(ansible, engine, prefix):
     fresh = now_iso()
     built = scenario.build(engine.docker_host, {"images": [

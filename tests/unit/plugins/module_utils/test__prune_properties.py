@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from hypothesis import given
 from hypothesis import strategies as st
-from test__plan_properties import SETTINGS, oracle_bytes, snapshots
+from test__plan_properties import SETTINGS, oracle_bytes, requests, snapshots
 
 from ansible_collections.reclaim.docker.plugins.module_utils._filters import Filters, Protection
+from ansible_collections.reclaim.docker.plugins.module_utils._image_plan import Plan, plan_image_removal
 from ansible_collections.reclaim.docker.plugins.module_utils._prune_plan import PrunePlanner
 
 NOW = 1_800_000_000.0
@@ -26,9 +27,10 @@ def prune_cases(draw):
     return snapshot, options
 
 
-def plan_of(snapshot, options):
+def plan_of(snapshot, options, assume_deleted=()):
     planner = PrunePlanner(snapshot, Protection({"labels": [options["protect_label"]] if options["protect_label"] else []},
                                                 None, NOW))
+    planner.assume_deleted(assume_deleted)
     if options["containers"]:
         planner.containers(Filters("containers", {}, NOW))
     planner.images(Filters("images", {"dangling": options["dangling"]}, NOW))
@@ -65,3 +67,26 @@ def test_bytes_equal_the_oracle_and_planning_is_pure(case):
     assert all(a["bytes"] >= 0 for a in plan.actions)
     again = plan_of(snapshot, options)
     assert again.actions == plan.actions
+
+
+@st.composite
+def chained_cases(draw):
+    """A removal (as the cleanup role's retention step: never forced, containers left alone), then a prune."""
+    snapshot, options = draw(prune_cases())
+    request = dict(draw(requests(snapshot)), force=False, remove_stopped_containers=False)
+    return snapshot, request, options
+
+
+@SETTINGS
+@given(chained_cases())
+def test_a_check_mode_chain_predicts_the_bytes_of_both_steps(case):
+    """The prune told what the removal deletes counts the layers the two share, so the two predictions add up to
+    what the real run (removal, then prune on what is left) frees."""
+    snapshot, request, options = case
+    first = plan_image_removal(snapshot, **request)
+    deleted_first = {a["image"] for a in first.actions if a["action"] == "delete_image"}
+    second = plan_of(snapshot, options, sorted(deleted_first))
+    assert not deleted_first & {a["image"] for a in second.actions if a["action"] == "delete_image"}
+    both = Plan()
+    both.actions = first.actions + second.actions
+    assert first.reclaimed_bytes + second.reclaimed_bytes == oracle_bytes(snapshot, both)
