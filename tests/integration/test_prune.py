@@ -164,6 +164,25 @@ def test_engine_label_negation_bug_on_the_containerd_store(ansible, engine, pref
     assert built.images["kept"]["id"] in {i["Id"] for i in api(engine).images(all=True)}
 
 
+def test_engines_get_two_label_negations_wrong_and_we_do_not(ansible, engine, prefix):
+    """Two label! must both hold (the Docker documentation). Measured: 20.10 and 28.5 on overlay2 OR them (moby
+    #40286: only an image with every negated label survives); the containerd store removed nothing at all."""
+    def spec(owner):
+        return {"images": [{"name": name, "tags": [], "layers": [name], "labels": mine(owner, **labels)} for name, labels in (
+            ("keep", {"keep": "yes"}), ("prod", {"tier": "prod"}), ("both", {"keep": "yes", "tier": "prod"}),
+            ("none", {}))]}
+    negations = {"label!": ["keep", "tier=prod"]}
+    theirs = scenario.build(engine.docker_host, spec(prefix + "e"), prefix=prefix + "e")
+    api(engine).prune_images(filters={"label": [f"reclaim.test={prefix}e"], **negations})
+    left = {i["Id"] for i in api(engine).images(all=True)}
+    engine_removed = sorted(name for name, image in theirs.images.items() if image["id"] not in left)
+    assert engine_removed == ([] if not overlay2(engine) else ["keep", "none", "prod"]), engine_removed
+    ours = scenario.build(engine.docker_host, spec(prefix), prefix=prefix)
+    args = {"images": True, "images_filters": {"label": f"reclaim.test={prefix}", **negations}}
+    _predicted, real = check_then_real(ansible, engine, args)
+    assert real["images"] == [ours.images["none"]["id"]]
+
+
 def test_system_prune_frees_images_of_removed_containers(ansible, engine, prefix):
     built = scenario.build(engine.docker_host, {"layers": {"job": 600_000}, "images": [
         {"name": "job", "tags": ["lab/job:1"], "layers": ["job"], "labels": mine(prefix)},
