@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harness import engines
+from harness import engines, scenario
 
 HERE = Path(__file__).resolve().parent
 COLLECTIONS = HERE.parents[1] / ".collections"
@@ -94,6 +94,19 @@ class Ansible:
         """Run one module task on ENGINE; return its result dict (failed or not)."""
         run = self.play([{"name": "under test", module: args}], {"host": engine.docker_host}, check=check, diff=diff)
         return run.task("under test")["result"]
+
+    def check_then_real(self, module, args, engine, same, diff=False, may_fail=False):
+        """Check mode, then the real run, as community.docker's targets do. Asserts that check mode changed
+        nothing on ENGINE and predicted the real run's SAME keys; returns both results."""
+        before = scenario.fingerprint(engine.docker_host)
+        predicted = self.module(module, args, engine, check=True, diff=diff)
+        assert may_fail or predicted.get("failed") is not True, predicted.get("msg")
+        assert scenario.fingerprint(engine.docker_host) == before, "check mode changed the engine"
+        real = self.module(module, args, engine, diff=diff)
+        assert may_fail or real.get("failed") is not True, real.get("msg")
+        for key in same:
+            assert predicted.get(key) == real.get(key), f"{key}: check {predicted.get(key)} != real {real.get(key)}"
+        return predicted, real
 
 
 @pytest.fixture

@@ -21,10 +21,6 @@ def api(engine):
     return docker.APIClient(base_url=engine.docker_host, version="auto")
 
 
-def layers_size(engine):
-    return scenario.system_df(engine.docker_host)["LayersSize"]
-
-
 def containerd(engine):
     return engine.flavour == "28.5-containerd"
 
@@ -38,13 +34,9 @@ def exists(engine, reference):
 
 
 def check_then_real(ansible, engine, args):
-    """Check mode, then the real run; asserts that check mode changed nothing and predicted the real run."""
-    before = scenario.fingerprint(engine.docker_host)
-    predicted = ansible.module(MODULE, args, engine, check=True, diff=True)
-    assert scenario.fingerprint(engine.docker_host) == before, "check mode changed the engine"
-    real = ansible.module(MODULE, args, engine, diff=True)
-    for key in ("changed", "untagged", "deleted", "removed_containers", "reclaimed_bytes", "failed", "diff"):
-        assert predicted.get(key) == real.get(key), f"{key}: check {predicted.get(key)} != real {real.get(key)}"
+    """Check mode with diff, then the real run: the same outcome, failures included, and the same actions."""
+    predicted, real = ansible.check_then_real(MODULE, args, engine, diff=True, may_fail=True, same=(
+        "changed", "untagged", "deleted", "removed_containers", "reclaimed_bytes", "failed", "diff"))
     assert [a["action"] for a in predicted["actions"]] == [a["action"] for a in real["actions"]]
     return predicted, real
 
@@ -57,14 +49,14 @@ def assert_idempotent(ansible, engine, args):
 def test_tag_of_multi_tag_image_only_untags(ansible, engine, prefix):
     built = scenario.build(engine.docker_host, {"layers": LAYERS, "images": [
         {"name": "multi", "tags": ["lab/multi:1", "lab/multi:2"], "layers": ["own"]}]}, prefix=prefix)
-    size_before = layers_size(engine)
+    size_before = scenario.layers_size(engine.docker_host)
     args = {"name": [f"{prefix}/lab/multi:1"]}
     predicted, real = check_then_real(ansible, engine, args)
     assert real["changed"] is True
     assert real["untagged"] == [f"{prefix}/lab/multi:1"] and real["deleted"] == []
     assert real["reclaimed_bytes"] == 0
     assert exists(engine, built.images["multi"]["id"]) and exists(engine, f"{prefix}/lab/multi:2")
-    assert layers_size(engine) == size_before
+    assert scenario.layers_size(engine.docker_host) == size_before
     # The containerd store also lists repo@digest for every tagged image.
     before_refs = predicted["diff"]["before"]["images"][built.images["multi"]["id"]]
     assert [r for r in before_refs if "@" not in r] == sorted(built.images["multi"]["tags"])
@@ -78,11 +70,11 @@ def test_last_tag_deletes_and_frees_exact_bytes(ansible, engine, prefix):
         {"name": "d3", "tags": ["lab/d3:1"], "layers": ["X"]},
         {"name": "d4", "tags": ["lab/d4:1"], "layers": ["X", "d4own"]},
     ]}, prefix=prefix)
-    size_before = layers_size(engine)
+    size_before = scenario.layers_size(engine.docker_host)
     args = {"name": [f"{prefix}/lab/d1:1", f"{prefix}/lab/d3:1", f"{prefix}/lab/d4:1"]}
     _predicted, real = check_then_real(ansible, engine, args)
     assert sorted(real["deleted"]) == sorted(built.images[n]["id"] for n in ("d1", "d3", "d4"))
-    drop = size_before - layers_size(engine)
+    drop = size_before - scenario.layers_size(engine.docker_host)
     if containerd(engine):
         # The containerd store frees unpacked snapshots (predicted) and compressed content blobs (not itemised).
         assert real["reclaimed_bytes"] > 0 and drop >= real["reclaimed_bytes"], (real["reclaimed_bytes"], drop)
@@ -105,16 +97,16 @@ def test_last_tag_of_a_classic_build_prunes_its_untagged_parents(ansible, engine
         {"name": "kin", "tags": ["lab/kin:1"], "files": {"a": 300_000, "b": 200_000}}]}, prefix=prefix)
     app, kin = built.classic_builds["app"], built.classic_builds["kin"]
     assert len(app["parents"]) == 2 and kin["id"] == app["parents"][0], "the build cache was not shared"
-    size_before = layers_size(engine)
+    size_before = scenario.layers_size(engine.docker_host)
     args = {"name": [f"{prefix}/lab/app:1"], "prune": prune}
     _predicted, real = check_then_real(ansible, engine, args)
     assert real["deleted"] == [app["id"]]  # its parent is kin itself, tagged: never pruned
     assert exists(engine, kin["id"]) and exists(engine, app["parents"][1])
     if not containerd(engine):
-        assert real["reclaimed_bytes"] == files["c"] == size_before - layers_size(engine)
+        assert real["reclaimed_bytes"] == files["c"] == size_before - scenario.layers_size(engine.docker_host)
     assert_idempotent(ansible, engine, args)
 
-    size_before = layers_size(engine)
+    size_before = scenario.layers_size(engine.docker_host)
     args = {"name": [f"{prefix}/lab/kin:1"], "prune": prune}
     _predicted, real = check_then_real(ansible, engine, args)
     parent = app["parents"][1]
@@ -122,9 +114,9 @@ def test_last_tag_of_a_classic_build_prunes_its_untagged_parents(ansible, engine
     assert exists(engine, parent) is not prune
     if not containerd(engine):
         assert real["reclaimed_bytes"] == (300_000 + 200_000 if prune else 200_000)
-        assert size_before - layers_size(engine) == real["reclaimed_bytes"]
+        assert size_before - scenario.layers_size(engine.docker_host) == real["reclaimed_bytes"]
     else:
-        assert real["reclaimed_bytes"] > 0 and size_before - layers_size(engine) >= real["reclaimed_bytes"]
+        assert real["reclaimed_bytes"] > 0 and size_before - scenario.layers_size(engine.docker_host) >= real["reclaimed_bytes"]
     assert_idempotent(ansible, engine, args)
 
 
@@ -175,7 +167,7 @@ def test_image_of_stopped_container(ansible, engine, prefix):
     assert scenario.fingerprint(engine.docker_host) == before
 
     size_rw = {c["Id"]: c.get("SizeRw", 0) for c in scenario.system_df(engine.docker_host)["Containers"]}
-    size_before = layers_size(engine)
+    size_before = scenario.layers_size(engine.docker_host)
     args = {"name": [f"{prefix}/lab/old:1"], "remove_stopped_containers": True}
     _predicted, real = check_then_real(ansible, engine, args)
     assert real["removed_containers"] == [built.containers["batch"]]
@@ -185,7 +177,7 @@ def test_image_of_stopped_container(ansible, engine, prefix):
     assert writable >= 300_000
     if not containerd(engine):
         assert real["reclaimed_bytes"] == LAYERS["d1own"] + writable
-        assert size_before - layers_size(engine) == LAYERS["d1own"]
+        assert size_before - scenario.layers_size(engine.docker_host) == LAYERS["d1own"]
     assert_idempotent(ansible, engine, args)
 
     # force alone: what docker rmi -f does, reported honestly.

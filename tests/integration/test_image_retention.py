@@ -53,20 +53,9 @@ def fresh(request):
     engines.stop(engine)
 
 
-def layers_size(engine):
-    return scenario.system_df(engine.docker_host)["LayersSize"]
-
-
 def check_then_real(ansible, engine, args):
-    before = scenario.fingerprint(engine.docker_host)
-    predicted = ansible.module(MODULE, args, engine, check=True)
-    assert predicted.get("failed") is not True, predicted.get("msg")
-    assert scenario.fingerprint(engine.docker_host) == before, "check mode changed the engine"
-    real = ansible.module(MODULE, args, engine)
-    assert real.get("failed") is not True, real.get("msg")
-    for key in ("changed", "violations", "kept", "untagged", "deleted", "reclaimed_bytes"):
-        assert predicted[key] == real[key], f"{key}: check {predicted[key]} != real {real[key]}"
-    return predicted, real
+    return ansible.check_then_real(MODULE, args, engine,
+                                   same=("changed", "violations", "kept", "untagged", "deleted", "reclaimed_bytes"))
 
 
 def ids(built, *names):
@@ -76,7 +65,7 @@ def ids(built, *names):
 def test_keep_last_max_age_and_min_age(ansible, fresh):
     engine, built = fresh
     args = {"keep_last": 3, "max_age": "30d", "min_age": "1h", "protect": PROTECT, "report_kept": True}
-    size_before = layers_size(engine)
+    size_before = scenario.layers_size(engine.docker_host)
     predicted, real = check_then_real(ansible, engine, args)
     by_image = {v["image"]: v for v in real["violations"]}
     # app by age: new, a5, a4 (the last 3), a3, a2, a1, both(app:old)...; a3 is within max_age but outside keep_last.
@@ -92,7 +81,7 @@ def test_keep_last_max_age_and_min_age(ansible, fresh):
     if engine.flavour != "28.5-containerd":
         # S stays with a4 and a5; each deleted image frees its own layer only.
         expected = sum(SPEC["layers"][n] for n in ("a1", "a2", "a3", "both", "dang", "w1"))
-        assert real["reclaimed_bytes"] == expected == size_before - layers_size(engine)
+        assert real["reclaimed_bytes"] == expected == size_before - scenario.layers_size(engine.docker_host)
         assert predicted["usage_after"]["images_bytes"] == real["usage_after"]["images_bytes"]
     again = ansible.module(MODULE, args, engine)
     assert again["changed"] is False and again["violations"] == []
@@ -111,7 +100,7 @@ def test_a_tag_outside_the_policy_is_untagged_when_the_image_keeps_another(ansib
 
 def test_budget_eviction_stops_at_the_mark(ansible, fresh):
     engine, built = fresh
-    size = layers_size(engine)
+    size = scenario.layers_size(engine.docker_host)
     # Ask for a bit more than the two least recently used unprotected images free.
     budget = size - SPEC["layers"]["both"] - 50_000
     args = {"max_images_bytes": str(budget), "protect": PROTECT, "min_age": "1h", "dangling": False}
@@ -119,8 +108,8 @@ def test_budget_eviction_stops_at_the_mark(ansible, fresh):
     evicted = [v for v in real["violations"] if v["reasons"][0].startswith("disk pressure")]
     assert [v["image"] for v in evicted] == [built.images["both"]["id"], built.images["a1"]["id"]], evicted
     if engine.flavour != "28.5-containerd":
-        assert layers_size(engine) == real["usage_after"]["images_bytes"] <= budget
-        assert layers_size(engine) + real["violations"][-1]["bytes"] > budget  # the last eviction was needed
+        assert scenario.layers_size(engine.docker_host) == real["usage_after"]["images_bytes"] <= budget
+        assert scenario.layers_size(engine.docker_host) + real["violations"][-1]["bytes"] > budget  # the last eviction was needed
     assert built.images["prot"]["id"] not in real["deleted"] and built.images["used"]["id"] not in real["deleted"]
 
 

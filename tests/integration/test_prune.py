@@ -21,10 +21,6 @@ def api(engine):
     return docker.APIClient(base_url=engine.docker_host, version="auto")
 
 
-def layers_size(engine):
-    return scenario.system_df(engine.docker_host)["LayersSize"]
-
-
 def overlay2(engine):
     return engine.flavour != "28.5-containerd"
 
@@ -38,16 +34,9 @@ def mine(prefix, **labels):
 
 
 def check_then_real(ansible, engine, args):
-    before = scenario.fingerprint(engine.docker_host)
-    predicted = ansible.module(MODULE, args, engine, check=True)
-    assert predicted.get("failed") is not True, predicted.get("msg")
-    assert scenario.fingerprint(engine.docker_host) == before, "check mode changed the engine"
-    real = ansible.module(MODULE, args, engine)
-    assert real.get("failed") is not True, real.get("msg")
-    for key in ("changed", "containers", "containers_space_reclaimed", "images", "untagged", "images_space_reclaimed",
-                "networks", "volumes", "volumes_space_reclaimed"):
-        assert predicted[key] == real[key], f"{key}: check {predicted[key]} != real {real[key]}"
-    return predicted, real
+    return ansible.check_then_real(MODULE, args, engine, same=(
+        "changed", "containers", "containers_space_reclaimed", "images", "untagged", "images_space_reclaimed",
+        "networks", "volumes", "volumes_space_reclaimed"))
 
 
 def assert_idempotent(ansible, engine, args):
@@ -63,13 +52,13 @@ def test_dangling_images_exact_bytes(ansible, engine, prefix):
         {"name": "dang2", "tags": [], "layers": ["d2"], "labels": mine(prefix)},
     ]}, prefix=prefix)
     args = {"images": True, "images_filters": {"label": f"reclaim.test={prefix}"}}
-    size_before = layers_size(engine)
+    size_before = scenario.layers_size(engine.docker_host)
     _predicted, real = check_then_real(ansible, engine, args)
     assert sorted(real["images"]) == sorted(built.images[n]["id"] for n in ("dang1", "dang2"))
     if overlay2(engine):
         # S stays with the tagged image: only d1 and d2 go.
         assert real["images_space_reclaimed"] == 400_000 + 300_000
-        assert size_before - layers_size(engine) == real["images_space_reclaimed"]
+        assert size_before - scenario.layers_size(engine.docker_host) == real["images_space_reclaimed"]
     assert_idempotent(ansible, engine, args)
 
 
@@ -81,14 +70,14 @@ def test_untagged_parents_go_with_their_last_child(ansible, engine, prefix):
         {"name": "app", "tags": ["lab/app:1"], "files": files, "labels": mine(prefix)}]}, prefix=prefix)
     app = built.classic_builds["app"]
     args = {"images": True, "images_filters": {"dangling": False, "label": f"reclaim.test={prefix}"}}
-    size_before = layers_size(engine)
+    size_before = scenario.layers_size(engine.docker_host)
     _predicted, real = check_then_real(ansible, engine, args)
     assert [a["image"] for a in real["actions"] if a["action"] == "delete_image"] == [app["id"]] + app["parents"]
     assert sorted(real["images"]) == sorted([app["id"]] + app["parents"])
     if overlay2(engine):
-        assert real["images_space_reclaimed"] == sum(files.values()) == size_before - layers_size(engine)
+        assert real["images_space_reclaimed"] == sum(files.values()) == size_before - scenario.layers_size(engine.docker_host)
     else:
-        assert size_before - layers_size(engine) >= real["images_space_reclaimed"] > 0
+        assert size_before - scenario.layers_size(engine.docker_host) >= real["images_space_reclaimed"] > 0
     assert_idempotent(ansible, engine, args)
 
 
@@ -106,7 +95,7 @@ def test_a_check_mode_chain_predicts_the_real_run(ansible, engine, prefix):
     blind = ansible.module(MODULE, prune, engine, check=True)
     told = ansible.module(MODULE, dict(prune, assume_deleted=removal["deleted"]), engine, check=True)
     real_removal = ansible.module("reclaim.docker.image_remove", remove, engine)
-    size_before = layers_size(engine)
+    size_before = scenario.layers_size(engine.docker_host)
     real = ansible.module(MODULE, dict(prune, assume_deleted=removal["deleted"]), engine)
     assert told["images"] == real["images"] == [built.images["d"]["id"]]
     assert told["images_space_reclaimed"] == real["images_space_reclaimed"]
@@ -114,7 +103,7 @@ def test_a_check_mode_chain_predicts_the_real_run(ansible, engine, prefix):
     if overlay2(engine):
         assert removal["reclaimed_bytes"] == sizes["x"]
         assert blind["images_space_reclaimed"] == sizes["d"]  # L looked held by x
-        assert real["images_space_reclaimed"] == sizes["d"] + sizes["L"] == size_before - layers_size(engine)
+        assert real["images_space_reclaimed"] == sizes["d"] + sizes["L"] == size_before - scenario.layers_size(engine.docker_host)
     refused = ansible.module(MODULE, dict(prune, assume_deleted=["lab/x:1"]), engine, check=True)
     assert refused["failed"] is True and refused["msg"].startswith("assume_deleted takes full image IDs")
 
@@ -198,14 +187,14 @@ def test_system_prune_frees_images_of_removed_containers(ansible, engine, prefix
     args = {"containers": True, "containers_filters": dict(scoped, **{"label!": "keep"}),
             "images": True, "images_filters": dict(scoped, dangling=False), "networks": True, "networks_filters": scoped}
     size_rw = {c["Id"]: c.get("SizeRw", 0) for c in scenario.system_df(engine.docker_host)["Containers"]}
-    size_before = layers_size(engine)
+    size_before = scenario.layers_size(engine.docker_host)
     _predicted, real = check_then_real(ansible, engine, args)
     assert real["containers"] == [built.containers["done"]]
     assert real["images"] == [built.images["job"]["id"]]
     assert real["networks"] == [f"{prefix}-unused"]
     assert real["containers_space_reclaimed"] == size_rw[built.containers["done"]]
     if overlay2(engine):
-        assert real["images_space_reclaimed"] == 600_000 == size_before - layers_size(engine)
+        assert real["images_space_reclaimed"] == 600_000 == size_before - scenario.layers_size(engine.docker_host)
     reasons = {s["name"]: s["reason"] for s in real["skipped_items"]}
     assert reasons[f"{prefix}-attached"].startswith(f"in use by container(s) {prefix}-idle")
     assert [a["action"] for a in real["actions"]][:2] == ["remove_container", "untag"] or \
