@@ -4,36 +4,45 @@
 
 # This module utility is PRIVATE to the collection: it can change at any time.
 
-"""Apply a plan: one engine call per action, in order, and nothing else.
+"""Apply a plan: one engine call per action, and nothing else; then price what took effect.
 
 An answer that the world changed since the snapshot (404: already gone, 409: now in use) makes the action
 a reported skip with the engine's reason. Nothing is ever retried, and never with force.
+
+Independent actions run concurrently, in waves that keep the order that matters: an image's actions in plan order,
+a container before the image it holds, a child image before its parent, containers before the networks and volumes
+they use, build cache last.
 """
 
 from __future__ import annotations
 
 import json
 import time
+from concurrent.futures import ThreadPoolExecutor
 
-from ansible_collections.reclaim.docker.plugins.module_utils._connection import APIError
+from ansible_collections.reclaim.docker.plugins.module_utils._connection import APIError, DockerException
+from ansible_collections.reclaim.docker.plugins.module_utils._model import Accounting
 from ansible_collections.reclaim.docker.plugins.module_utils._units import go_duration
 
 RACE_STATUSES = (404, 409)
+IMAGE_ACTIONS = ("untag", "delete_image", "force_untag", "delete_platform")
+# Concurrent engine calls per wave; measured in docs/benchmarks.md.
+APPLY_WORKERS = 4
 
 
-def _delete_image(client, reference, force):
+def _delete_image(client, action):
     # noprune: untagged parents are separate, planned actions (children first), never a side effect.
-    return client.api.remove_image(reference, force=force, noprune=True) or []
+    return client.api.remove_image(action["reference"], force=action["force"], noprune=True) or []
 
 
-def _delete_platform(client, reference, platform):
-    parts = platform.split("/")
+def _delete_platform(client, action):
+    parts = action["platform"].split("/")
     wanted = {"os": parts[0], "architecture": parts[1]}
     if len(parts) > 2:
         wanted["variant"] = parts[2]
     # The SDK has no platforms parameter. The engine demands force: the variant's content goes from
     # every image that references it, which the planner checked.
-    response = client.api._delete(client.api._url("/images/{0}", reference),
+    response = client.api._delete(client.api._url("/images/{0}", action["reference"]),
                                   params={"force": 1, "noprune": 1, "platforms": json.dumps(wanted)})
     return client.api._result(response, json=True) or []
 
@@ -47,22 +56,62 @@ def _prune_build_cache(client, action):
                                    all=action["all"] or None)
 
 
-def _call(client, action):
-    kind = action["action"]
-    if kind == "remove_container":
-        client.api.remove_container(action["container"], v=False, force=False)
-        return []
-    if kind == "remove_network":
-        client.api.remove_network(action["network"])
-        return []
-    if kind == "remove_volume":
-        client.api.remove_volume(action["volume"], force=False)
-        return []
-    if kind == "prune_build_cache":
-        return _prune_build_cache(client, action)
-    if kind == "delete_platform":
-        return _delete_platform(client, action["reference"], action["platform"])
-    return _delete_image(client, action["reference"], action["force"])
+def _remove_container(client, action):
+    client.api.remove_container(action["container"], v=False, force=False)
+    return []
+
+
+def _remove_network(client, action):
+    client.api.remove_network(action["network"])
+    return []
+
+
+def _remove_volume(client, action):
+    client.api.remove_volume(action["volume"], force=False)
+    return []
+
+
+ENGINE_CALLS = {
+    "remove_container": _remove_container,
+    "untag": _delete_image,
+    "delete_image": _delete_image,
+    "force_untag": _delete_image,
+    "delete_platform": _delete_platform,
+    "remove_network": _remove_network,
+    "remove_volume": _remove_volume,
+    "prune_build_cache": _prune_build_cache,
+}
+
+
+def waves(snapshot, actions):
+    """Each action's wave: it runs after every action of an earlier wave has answered."""
+    result = []
+    last_on_image = {}
+    deleted_in = {}
+    containers_of_image = {}
+    last_container_wave = -1
+    for action in actions:
+        kind = action["action"]
+        if kind not in ENGINE_CALLS:
+            raise ValueError(f"unknown action {kind!r}")
+        if kind == "remove_container":
+            wave = 0
+            last_container_wave = 0
+            containers_of_image[action["image"]] = 0
+        elif kind in IMAGE_ACTIONS:
+            image = action["image"]
+            after = [last_on_image.get(image, -1), containers_of_image.get(image, -1)]
+            after += [deleted_in.get(child, -1) for child in snapshot.children_of(image)]
+            wave = max(after) + 1
+            last_on_image[image] = wave
+            if kind in ("delete_image", "force_untag"):
+                deleted_in[image] = wave
+        elif kind == "prune_build_cache":
+            wave = max(result, default=-1) + 1
+        else:
+            wave = last_container_wave + 1
+        result.append(wave)
+    return result
 
 
 def _check_outcome(outcome, records):
@@ -76,6 +125,70 @@ def _check_outcome(outcome, records):
     return None
 
 
+def _apply_one(client, action):
+    outcome = dict(action)
+    try:
+        records = ENGINE_CALLS[action["action"]](client, action)
+    except APIError as exc:
+        status = exc.status_code
+        outcome.update(status="skipped" if status in RACE_STATUSES else "failed", bytes=0,
+                       engine_status=status, engine_reason=exc.explanation or str(exc))
+        return outcome
+    except (DockerException, OSError) as exc:
+        # The connection, not the engine's answer (requests' errors are OSErrors): we cannot know what happened.
+        outcome.update(status="failed", bytes=0, engine_status=None, engine_reason=f"no answer from the engine: {exc}")
+        return outcome
+    outcome["status"] = "done"
+    if action["action"] == "prune_build_cache":
+        # BuildKit chose the records: report what it did next to what was predicted.
+        outcome.update(predicted_bytes=action["bytes"], bytes=records.get("SpaceReclaimed") or 0,
+                       caches_deleted=records.get("CachesDeleted") or [])
+        return outcome
+    outcome["engine_response"] = records
+    note = _check_outcome(outcome, records)
+    if note:
+        outcome.update(status="partial", bytes=0, engine_reason=note)
+    return outcome
+
+
+def apply_plan(client, snapshot, actions, workers=APPLY_WORKERS):
+    """Execute ACTIONS; return them in plan order, annotated with status done, skipped, partial, failed or not_run
+    (after an action got no answer from the engine, later waves are not started), and priced by what took effect."""
+    plan_waves = waves(snapshot, actions)
+    outcomes = [None] * len(actions)
+    lost_contact = False
+    with ThreadPoolExecutor(max_workers=max(workers, 1)) as pool:
+        for wave in range(max(plan_waves, default=-1) + 1):
+            indices = [i for i, w in enumerate(plan_waves) if w == wave]
+            if lost_contact:
+                for i in indices:
+                    outcomes[i] = dict(actions[i], status="not_run", bytes=0,
+                                       engine_reason="not attempted: an earlier call got no answer from the engine")
+                continue
+            for i, outcome in zip(indices, pool.map(lambda i: _apply_one(client, actions[i]), indices)):
+                outcomes[i] = outcome
+                lost_contact = lost_contact or outcome["status"] == "failed" and outcome["engine_status"] is None
+    return reprice(snapshot, outcomes)
+
+
+def reprice(snapshot, outcomes):
+    """The bytes of each action that took effect, by the plan's own accounting replayed over those actions alone:
+    a layer an action that did not happen still holds is freed by nobody."""
+    accounting = Accounting(snapshot)
+    for outcome in outcomes:
+        if outcome.get("status", "done") != "done":
+            continue
+        kind = outcome["action"]
+        if kind == "remove_container":
+            outcome["bytes"] = accounting.remove_container(outcome["container"])
+        elif kind == "delete_image":
+            outcome["bytes"] = accounting.delete_image(outcome["image"])
+        elif kind == "force_untag" and outcome["record_deleted"]:
+            # Its stopped containers keep every layer: the record goes, nothing is freed.
+            accounting.delete_image(outcome["image"])
+    return outcomes
+
+
 def took_effect(actions):
     """The actions that happened: all of a check run's (they carry no status), the done ones of a real run."""
     return [a for a in actions if a.get("status", "done") == "done"]
@@ -84,31 +197,3 @@ def took_effect(actions):
 def untagged_by(actions):
     """The references ACTIONS removed: an untag's reference, a deletion's (or force untag's) references."""
     return sorted({r for a in actions for r in ([a["reference"]] if a["action"] == "untag" else a.get("untags", []))})
-
-
-def apply_plan(client, actions):
-    """Execute ACTIONS in order; return them annotated with status done, skipped or failed."""
-    applied = []
-    for action in actions:
-        outcome = dict(action)
-        try:
-            records = _call(client, action)
-        except APIError as exc:
-            status = exc.status_code
-            outcome.update(status="skipped" if status in RACE_STATUSES else "failed", bytes=0,
-                           engine_status=status, engine_reason=exc.explanation or str(exc))
-            applied.append(outcome)
-            continue
-        outcome["status"] = "done"
-        if action["action"] == "prune_build_cache":
-            # BuildKit chose the records: report what it did next to what was predicted.
-            outcome.update(predicted_bytes=action["bytes"], bytes=records.get("SpaceReclaimed") or 0,
-                           caches_deleted=records.get("CachesDeleted") or [])
-            applied.append(outcome)
-            continue
-        outcome["engine_response"] = records
-        note = _check_outcome(outcome, records)
-        if note:
-            outcome.update(status="partial", bytes=0, engine_reason=note)
-        applied.append(outcome)
-    return applied

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import os
 
-CATEGORIES = ("images", "containers", "volumes", "build_cache")
+# What `docker system df` counts, as the option and result names of disk_usage_info.
+USAGE_TYPES = ("images", "containers", "volumes", "build_cache")
 # The values of the /system/df `type` parameter (Engine API >= 1.42).
 DF_TYPES = {"images": "image", "containers": "container", "volumes": "volume", "build_cache": "build-cache"}
 
 
-def _category(count, active, size, reclaimable):
+def _usage(count, active, size, reclaimable):
     return dict(count=count, active=active, size=size, reclaimable=reclaimable)
 
 
@@ -24,35 +25,35 @@ def _known(value):
     return value if isinstance(value, int) and value >= 0 else 0
 
 
-def summarize(df, categories):
+def summarize(df, usage_types):
     """Turn a /system/df answer into counts and bytes, computed as the Docker CLI's `system df` does."""
     summary = {}
-    if "images" in categories:
+    if "images" in usage_types:
         images = df.get("Images") or []
         in_use = [i for i in images if (i.get("Containers") or 0) > 0]
         layers_size = _known(df.get("LayersSize"))
         used = sum(_known(i.get("Size")) - _known(i.get("SharedSize")) for i in in_use
                    if i.get("Size", -1) >= 0 and i.get("SharedSize", -1) >= 0)
-        summary["images"] = _category(len(images), len(in_use), layers_size, max(layers_size - used, 0))
-    if "containers" in categories:
+        summary["images"] = _usage(len(images), len(in_use), layers_size, max(layers_size - used, 0))
+    if "containers" in usage_types:
         containers = df.get("Containers") or []
         running = [c for c in containers if c.get("State") == "running"]
         size = sum(_known(c.get("SizeRw")) for c in containers)
-        summary["containers"] = _category(len(containers), len(running), size,
+        summary["containers"] = _usage(len(containers), len(running), size,
                                           size - sum(_known(c.get("SizeRw")) for c in running))
-    if "volumes" in categories:
+    if "volumes" in usage_types:
         volumes = df.get("Volumes") or []
         usage = [(v.get("UsageData") or {}) for v in volumes]
-        summary["volumes"] = _category(
+        summary["volumes"] = _usage(
             len(volumes),
             sum(1 for u in usage if (u.get("RefCount") or 0) > 0),
             sum(_known(u.get("Size")) for u in usage),
             sum(_known(u.get("Size")) for u in usage if (u.get("RefCount") or 0) <= 0),
         )
-    if "build_cache" in categories:
+    if "build_cache" in usage_types:
         records = df.get("BuildCache") or []
         unshared = [r for r in records if not r.get("Shared")]
-        summary["build_cache"] = _category(
+        summary["build_cache"] = _usage(
             len(records),
             sum(1 for r in records if r.get("InUse")),
             sum(_known(r.get("Size")) for r in unshared),
@@ -61,9 +62,9 @@ def summarize(df, categories):
     return summary
 
 
-def df_types(categories):
-    """The /system/df `type` values for CATEGORIES."""
-    return [DF_TYPES[c] for c in CATEGORIES if c in categories]
+def df_types(usage_types):
+    """The /system/df `type` values for USAGE_TYPES."""
+    return [DF_TYPES[t] for t in USAGE_TYPES if t in usage_types]
 
 
 def filesystem_usage(path):

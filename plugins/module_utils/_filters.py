@@ -63,20 +63,22 @@ class Filters:
                 raise ValueProblem(f"{option}: {key} takes KEY or KEY=VALUE, got {value!r}.")
             self.values[key] = values
 
-    def get(self, key, default=None):
+    def first(self, key, default=None):
+        """The value of a single-valued filter (dangling, all), or DEFAULT when it is not set."""
         values = self.values.get(key)
         return values[0] if values else default
 
-    def raw(self, key):
+    def all_of(self, key):
+        """Every value given for KEY (label and label! take several)."""
         return self.values.get(key, [])
 
     def matches(self, labels, created):
         """Whether an object with LABELS, created at CREATED (Unix seconds), passes until, label and label!."""
         if "until" in self.values and not created < self.until:
             return False
-        if not all(label_matches(labels, wanted) for wanted in self.raw("label")):
+        if not all(label_matches(labels, wanted) for wanted in self.all_of("label")):
             return False
-        return not any(label_matches(labels, unwanted) for unwanted in self.raw("label!"))
+        return not any(label_matches(labels, unwanted) for unwanted in self.all_of("label!"))
 
 
 def label_matches(labels, expression):
@@ -87,8 +89,38 @@ def label_matches(labels, expression):
     return not _sep or labels[key] == value
 
 
+class Hold:
+    """Why something must stay: a CATEGORY to count by (protected, too_young, in_use) and a sentence for people."""
+
+    __slots__ = ("category", "detail")
+
+    def __init__(self, category, detail):
+        self.category = category
+        self.detail = detail
+
+    def __str__(self):
+        return self.detail
+
+    def __eq__(self, other):
+        return isinstance(other, Hold) and (self.category, self.detail) == (other.category, other.detail)
+
+    def __repr__(self):
+        return f"Hold({self.category!r}, {self.detail!r})"
+
+
+def protection_argument_spec():
+    """The options protect and min_age, as prune and image_retention take them (doc fragment _protection)."""
+    return dict(
+        protect=dict(type="dict", options=dict(
+            references=dict(type="list", elements="str", default=[]),
+            labels=dict(type="list", elements="str", default=[]),
+        )),
+        min_age=dict(type="str"),
+    )
+
+
 class Protection:
-    """What a run must never touch: images by reference glob, anything by label."""
+    """What a run must never touch: images by reference glob, anything by label, anything younger than min_age."""
 
     def __init__(self, protect, min_age, now):
         protect = protect or {}
@@ -100,15 +132,15 @@ class Protection:
         self.min_age = parse_duration(min_age, "min_age") if min_age is not None else None
         self.now = now
 
-    def reason(self, labels, created, references=()):
-        """Why an object is protected, or None."""
+    def hold(self, labels, created, references=()):
+        """Why an object must stay (a Hold: protected or too_young), or None."""
         for pattern in self.references:
             hit = next((r for r in references if fnmatch.fnmatchcase(r, pattern)), None)
             if hit:
-                return f"protected: {hit} matches {pattern}"
+                return Hold("protected", f"protected: {hit} matches {pattern}")
         for label in self.labels:
             if label_matches(labels, label):
-                return f"protected: label {label}"
+                return Hold("protected", f"protected: label {label}")
         if self.min_age is not None and created > self.now - self.min_age:
-            return "too young: created less than min_age ago"
+            return Hold("too_young", "too young: created less than min_age ago")
         return None

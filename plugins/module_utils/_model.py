@@ -87,14 +87,13 @@ class Image:
 
 
 class Container:
-    __slots__ = ("id", "name", "image_id", "image", "state", "size_rw", "created", "labels", "volumes", "networks")
+    __slots__ = ("id", "name", "image_id", "state", "size_rw", "created", "labels", "volumes", "networks")
 
-    def __init__(self, id, name, image_id, image="", state="exited", size_rw=0, created=0, labels=None,
+    def __init__(self, id, name, image_id, state="exited", size_rw=0, created=0, labels=None,
                  volumes=(), networks=()):
         self.id = id
         self.name = name
         self.image_id = image_id
-        self.image = image
         self.state = state
         self.size_rw = size_rw
         self.created = created
@@ -144,7 +143,11 @@ class Volume:
 
 class Snapshot:
     """One read of engine state. `layers` maps image IDs to layer keys, filled only where needed;
-    networks, volumes and build cache records are read only when a run asks for them."""
+    networks, volumes and build cache records are read only when a run asks for them.
+
+    The lookups a planner makes per item (containers of an image, children of an image, an image by reference) are
+    indexed once here, so that planning stays linear in the host's images and containers.
+    """
 
     def __init__(self, engine, images, containers, layers=None, layer_sizes=None, networks=(), volumes=(),
                  build_cache=()):
@@ -156,6 +159,18 @@ class Snapshot:
         self.networks = {network.id: network for network in networks}
         self.volumes = {volume.name: volume for volume in volumes}
         self.build_cache = [dict(record) for record in build_cache]
+        self._containers_by_image = {}
+        for container in sorted(self.containers.values(), key=lambda c: c.name):
+            self._containers_by_image.setdefault(container.image_id, []).append(container)
+        self._children_by_parent = {}
+        for image_id in sorted(self.images):
+            parent_id = self.images[image_id].parent_id
+            if parent_id:
+                self._children_by_parent.setdefault(parent_id, []).append(image_id)
+        self._image_by_reference = {}
+        for image in self.images.values():
+            for reference in image.references:
+                self._image_by_reference[reference] = image
 
     @property
     def containerd_store(self):
@@ -166,10 +181,12 @@ class Snapshot:
         return sorted((c for c in self.containers.values() if c.image_id not in self.images), key=lambda c: c.id)
 
     def containers_of(self, image_id):
-        return sorted((c for c in self.containers.values() if c.image_id == image_id), key=lambda c: c.name)
+        """The containers created from IMAGE_ID, by name."""
+        return list(self._containers_by_image.get(image_id, ()))
 
     def children_of(self, image_id):
-        return sorted(i.id for i in self.images.values() if i.parent_id == image_id)
+        """The IDs of the images whose parent is IMAGE_ID (legacy builder links), sorted."""
+        return list(self._children_by_parent.get(image_id, ()))
 
     def resolve(self, reference):
         """Find what REFERENCE names: (kind, image, normalized) with kind 'id', 'tag' or 'digest', or None."""
@@ -179,18 +196,18 @@ class Snapshot:
             return ("id", image, image.id) if image else None
         normalized = normalize_reference(reference)
         if "@" in normalized:
-            for image in self.images.values():
-                if normalized in image.repo_digests:
-                    return "digest", image, normalized
-                # The containerd store lists a tagged image's digest as repo@<image id>, and deleting
-                # repo@digest there removes that repository's tags on the image.
-                if self.containerd_store and normalized.split("@", 1)[1] == image.id and \
-                        any(repository_of(tag) == repository_of(normalized) for tag in image.repo_tags):
-                    return "digest", image, normalized
+            image = self._image_by_reference.get(normalized)
+            if image:
+                return "digest", image, normalized
+            # The containerd store lists a tagged image's digest as repo@<image id>, and deleting
+            # repo@digest there removes that repository's tags on the image.
+            image = self.images.get(normalized.split("@", 1)[1]) if self.containerd_store else None
+            if image and any(repository_of(tag) == repository_of(normalized) for tag in image.repo_tags):
+                return "digest", image, normalized
             return None
-        for image in self.images.values():
-            if normalized in image.repo_tags:
-                return "tag", image, normalized
+        image = self._image_by_reference.get(normalized)
+        if image and normalized in image.repo_tags:
+            return "tag", image, normalized
         if SHORT_ID.match(reference):
             found = [i for i in self.images.values() if i.id.split(":", 1)[1].startswith(reference)]
             if len(found) == 1:
@@ -247,56 +264,70 @@ def layer_size(snapshot, key):
 
 class Accounting:
     """Bytes freed by removals, from the layer graph: the layers that no remaining image or container
-    references, plus the writable layers of removed containers. Never a sum of image Sizes."""
+    references, plus the writable layers of removed containers. Never a sum of image Sizes.
+
+    Each layer's holders (images, and containers through their image) are counted once; a removal releases its
+    layers and frees those whose count reaches zero. Linear in the layers held, whatever the order of removals.
+    """
 
     def __init__(self, snapshot):
         self.snapshot = snapshot
         self.deleted_images = set()
         self.removed_containers = set()
+        self.total = 0
+        self._holders = {}
+        for image_id in snapshot.images:
+            self._hold(image_id)
+        for container in snapshot.containers.values():
+            self._hold(container.image_id)
 
-    def _held(self, deleted_images, removed_containers):
-        held = set()
-        for image_id in self.snapshot.images:
-            if image_id not in deleted_images:
-                held.update(image_layers(self.snapshot, image_id))
-        for container in self.snapshot.containers.values():
-            if container.id not in removed_containers:
-                held.update(image_layers(self.snapshot, container.image_id))
-        return held
+    def _keys(self, image_id):
+        return set(image_layers(self.snapshot, image_id))
 
-    def freed_layers(self, deleted_images=None, removed_containers=None):
-        deleted_images = self.deleted_images if deleted_images is None else deleted_images
-        removed_containers = self.removed_containers if removed_containers is None else removed_containers
-        candidates = set()
-        for image_id in deleted_images:
-            candidates.update(image_layers(self.snapshot, image_id))
-        for container_id in removed_containers:
-            container = self.snapshot.containers.get(container_id)
-            if container and container.image_id not in self.snapshot.images:
-                # An image record deleted earlier (docker rmi -f) leaves its layers held by the container alone.
-                candidates.update(self.snapshot.layers.get(container.image_id, ()))
-        return candidates - self._held(deleted_images, removed_containers)
+    def _hold(self, image_id):
+        for key in self._keys(image_id):
+            self._holders[key] = self._holders.get(key, 0) + 1
 
-    def freed_bytes(self, deleted_images=None, removed_containers=None):
-        removed_containers = self.removed_containers if removed_containers is None else removed_containers
-        layers = self.freed_layers(deleted_images, removed_containers)
-        writable = sum(self.snapshot.containers[c].size_rw for c in removed_containers if c in self.snapshot.containers)
-        return sum(layer_size(self.snapshot, key) for key in layers) + writable
-
-    def remove_container(self, container_id):
-        """Record a container removal; return the bytes it frees given what was recorded before."""
-        before = self.freed_bytes()
-        self.removed_containers.add(container_id)
-        return self.freed_bytes() - before
+    def _release(self, image_id):
+        freed = 0
+        for key in self._keys(image_id):
+            self._holders[key] -= 1
+            if self._holders[key] == 0:
+                freed += layer_size(self.snapshot, key)
+        return freed
 
     def delete_image(self, image_id):
-        before = self.freed_bytes()
+        """Record an image deletion; return the bytes it frees given what was recorded before."""
+        if image_id in self.deleted_images or image_id not in self.snapshot.images:
+            return 0
         self.deleted_images.add(image_id)
-        return self.freed_bytes() - before
+        freed = self._release(image_id)
+        self.total += freed
+        return freed
+
+    def remove_container(self, container_id):
+        """Record a container removal; return the bytes it frees (its writable layer, and layers it held last)."""
+        container = self.snapshot.containers.get(container_id)
+        if container_id in self.removed_containers or container is None:
+            return 0
+        self.removed_containers.add(container_id)
+        freed = self._release(container.image_id) + container.size_rw
+        self.total += freed
+        return freed
 
     def held_by_containers_only(self, image_id):
         """Bytes of IMAGE_ID's layers that would be freed but for the containers still using them."""
-        without_containers = self.freed_bytes(self.deleted_images | {image_id},
-                                              self.removed_containers | {c.id for c in self.snapshot.containers_of(image_id)})
-        writable = sum(c.size_rw for c in self.snapshot.containers_of(image_id) if c.id not in self.removed_containers)
-        return without_containers - self.freed_bytes() - writable
+        holders = 0 if image_id in self.deleted_images else 1
+        holders += sum(1 for c in self.snapshot.containers_of(image_id) if c.id not in self.removed_containers)
+        return sum(layer_size(self.snapshot, key) for key in self._keys(image_id)
+                   if 0 < self._holders.get(key, 0) == holders)
+
+
+def freed_bytes(snapshot, deleted_images=(), removed_containers=()):
+    """The bytes that deleting DELETED_IMAGES and removing REMOVED_CONTAINERS frees together."""
+    accounting = Accounting(snapshot)
+    for container_id in removed_containers:
+        accounting.remove_container(container_id)
+    for image_id in deleted_images:
+        accounting.delete_image(image_id)
+    return accounting.total

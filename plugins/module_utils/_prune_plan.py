@@ -13,63 +13,72 @@ select; every selected item that must stay is reported with why.
 
 from __future__ import annotations
 
-from ansible_collections.reclaim.docker.plugins.module_utils._image_plan import ImageRemovalPlanner
+from ansible_collections.reclaim.docker.plugins.module_utils._filters import Hold
 from ansible_collections.reclaim.docker.plugins.module_utils._model import short_id
+from ansible_collections.reclaim.docker.plugins.module_utils._plan import ImageDeletion, Plan, describe_containers
 from ansible_collections.reclaim.docker.plugins.module_utils._units import parse_time
 
 
-class PrunePlanner(ImageRemovalPlanner):
+class PrunePlanner:
     def __init__(self, snapshot, protection):
-        super().__init__(snapshot, force=False, prune=True, remove_stopped_containers=False)
+        self.snapshot = snapshot
         self.protection = protection
+        self.plan = Plan()
+        self.images_left = ImageDeletion(snapshot, self.plan)
+        # Who uses each network and volume, read once: networks and volumes are checked against these.
+        self._users = {"networks": {}, "volumes": {}}
+        for container in snapshot.containers.values():
+            for attribute, users in self._users.items():
+                for name in getattr(container, attribute):
+                    users.setdefault(name, []).append(container)
 
-    def _skip(self, kind, item_id, name, reason):
-        self.plan.skipped.append(dict(type=kind, id=item_id, name=name, reason=reason))
+    def _skip(self, item_type, item_id, name, hold):
+        self.plan.skipped.append(dict(type=item_type, id=item_id, name=name, reason=str(hold)))
 
     def _why_it_stays(self, labels, created, users, references=()):
-        """Protected, too young, or used by containers that stay: the reason, or None."""
-        reason = self.protection.reason(labels, created, references)
-        if reason is None and users:
-            reason = f"in use by container(s) {', '.join(c.describe() for c in sorted(users, key=lambda c: c.name))}"
-        return reason
+        """Protected, too young, or used by containers that stay: a Hold, or None."""
+        hold = self.protection.hold(labels, created, references)
+        if hold is None and users:
+            hold = Hold("in_use", f"in use by container(s) {describe_containers(sorted(users, key=lambda c: c.name))}")
+        return hold
 
-    def _users(self, attribute, name):
+    def _remaining_users(self, attribute, name):
         """The containers that stay and have NAME among their ATTRIBUTE (networks, volumes)."""
-        return [c for c in self.snapshot.containers.values()
-                if name in getattr(c, attribute) and c.id not in self.accounting.removed_containers]
+        removed = self.images_left.accounting.removed_containers
+        return [c for c in self._users[attribute].get(name, ()) if c.id not in removed]
 
-    def _may_delete(self, image):
-        reason = self.protection.reason(image.labels, image.created, image.repo_tags)
-        if reason:
-            self._skip("image", image.id, short_id(image.id), reason)
-        return reason is None
+    def _why_image_stays(self, image):
+        return self.protection.hold(image.labels, image.created, image.repo_tags)
 
     def containers(self, filters):
         for container in sorted(self.snapshot.containers.values(), key=lambda c: (c.created, c.id)):
             if container.running or not filters.matches(container.labels, container.created):
                 continue
-            reason = self.protection.reason(container.labels, container.created)
-            if reason:
-                self._skip("container", container.id, container.name, reason)
+            hold = self.protection.hold(container.labels, container.created)
+            if hold:
+                self._skip("container", container.id, container.name, hold)
                 continue
-            self.plan.add("remove_container", container=container.id, name=container.name, image=container.image_id,
-                          bytes=self.accounting.remove_container(container.id),
-                          reason=f"stopped container {container.describe()} matches containers_filters")
+            self.images_left.remove_container(container, f"stopped container {container.describe()} matches "
+                                                         "containers_filters")
 
     def images(self, filters):
-        dangling_only = filters.get("dangling", True)
+        dangling_only = filters.first("dangling", True)
         for image in sorted(self.snapshot.images.values(), key=lambda i: (i.created, i.id)):
             # Parents are pruned with their last child, as the engine does; only leaves are candidates.
-            if self._gone(image.id) or self._children(image.id):
+            if self.images_left.gone(image.id) or self.images_left.children(image.id):
                 continue
             if dangling_only and image.repo_tags or not filters.matches(image.labels, image.created):
                 continue
-            reason = self._why_it_stays(image.labels, image.created, self._containers(image.id), image.repo_tags)
-            if reason:
-                self._skip("image", image.id, short_id(image.id), reason)
+            hold = self._why_it_stays(image.labels, image.created, self.images_left.containers(image.id),
+                                      image.repo_tags)
+            if hold:
+                self._skip("image", image.id, short_id(image.id), hold)
                 continue
             what = "unused image" if image.repo_tags else "dangling image"
-            self._delete_unused(image, f"{what} {short_id(image.id)} matches images_filters")
+            _bytes, kept_parents = self.images_left.delete_unused(
+                image, f"{what} {short_id(image.id)} matches images_filters", self._why_image_stays)
+            for parent, hold in kept_parents:
+                self._skip("image", parent.id, short_id(parent.id), hold)
 
     def networks(self, filters):
         for network in sorted(self.snapshot.networks.values(), key=lambda n: (n.created, n.id)):
@@ -77,21 +86,21 @@ class PrunePlanner(ImageRemovalPlanner):
                 continue
             # Stricter than the engine, which counts only running containers (endpoints): a stopped container
             # that stays would not start again without its network.
-            reason = self._why_it_stays(network.labels, network.created, self._users("networks", network.name))
-            if reason:
-                self._skip("network", network.id, network.name, reason)
+            hold = self._why_it_stays(network.labels, network.created, self._remaining_users("networks", network.name))
+            if hold:
+                self._skip("network", network.id, network.name, hold)
                 continue
             self.plan.add("remove_network", network=network.id, name=network.name, bytes=0,
                           reason=f"network {network.name} is unused and matches networks_filters")
 
     def volumes(self, filters):
-        named_too = filters.get("all", False)
+        named_too = filters.first("all", False)
         for volume in sorted(self.snapshot.volumes.values(), key=lambda v: (v.created, v.name)):
             if not (volume.anonymous or named_too) or not filters.matches(volume.labels, volume.created):
                 continue
-            reason = self._why_it_stays(volume.labels, volume.created, self._users("volumes", volume.name))
-            if reason:
-                self._skip("volume", volume.name, volume.name, reason)
+            hold = self._why_it_stays(volume.labels, volume.created, self._remaining_users("volumes", volume.name))
+            if hold:
+                self._skip("volume", volume.name, volume.name, hold)
                 continue
             self.plan.add("remove_volume", volume=volume.name, name=volume.name, bytes=volume.size,
                           reason=f"{'anonymous' if volume.anonymous else 'named'} volume {volume.name} is unused "

@@ -13,8 +13,9 @@ in use (by any container, running or stopped), or younger than min_age.
 
 from __future__ import annotations
 
-from ansible_collections.reclaim.docker.plugins.module_utils._image_plan import ImageRemovalPlanner
+from ansible_collections.reclaim.docker.plugins.module_utils._filters import Hold
 from ansible_collections.reclaim.docker.plugins.module_utils._model import repository_of, short_id
+from ansible_collections.reclaim.docker.plugins.module_utils._plan import ImageDeletion, Plan, describe_containers
 
 KEPT_REASONS = ("protected", "in_use", "too_young", "keep_last", "within_policy", "dangling_excluded")
 
@@ -30,43 +31,36 @@ class RetentionPolicy:
         self.pressure = pressure
 
 
-class RetentionPlanner(ImageRemovalPlanner):
+def last_use(snapshot, image):
+    """The engine records no last use: the newest container of the image, else its creation time."""
+    containers = snapshot.containers_of(image.id)
+    if containers:
+        return max(c.created for c in containers), "container created"
+    return image.created, "image created"
+
+
+class RetentionPlanner:
     def __init__(self, snapshot, policy):
-        super().__init__(snapshot, force=False, prune=True, remove_stopped_containers=False)
+        self.snapshot = snapshot
         self.policy = policy
-        self.violations = {}
-        self.kept = {}
+        self.plan = Plan()
+        self.images_left = ImageDeletion(snapshot, self.plan)
 
-    def last_use(self, image):
-        """The engine records no last use: the newest container of the image, else its creation time."""
+    def _why_it_stays(self, image):
+        """Protected, in use (by any container, running or stopped), or too young: a Hold, or None."""
+        hold = self.policy.protection.hold(image.labels, image.created, image.repo_tags)
+        if hold and hold.category == "protected":
+            return hold
         containers = self.snapshot.containers_of(image.id)
         if containers:
-            return max(c.created for c in containers), "container created"
-        return image.created, "image created"
-
-    def _exempt(self, image):
-        protected = self.policy.protection.reason(image.labels, image.created, image.repo_tags)
-        if protected and protected.startswith("protected"):
-            return "protected", protected
-        containers = self.snapshot.containers_of(image.id)
-        if containers:
-            return "in_use", f"in use by container(s) {', '.join(c.describe() for c in containers)}"
-        if protected:
-            return "too_young", protected
-        return None
-
-    def _may_delete(self, image):
-        """An untagged parent goes with its last child only if nothing exempts it (protected, too young)."""
-        exempt = self._exempt(image)
-        if exempt:
-            self._keep(image, *exempt)
-        return exempt is None
+            return Hold("in_use", f"in use by container(s) {describe_containers(containers)}")
+        return hold
 
     def _keep(self, image, category, detail):
-        self.kept[image.id] = dict(reason=category, detail=detail)
+        self.plan.kept[image.id] = dict(reason=category, detail=detail)
 
     def _violate(self, image, reason, tags):
-        entry = self.violations.setdefault(image.id, dict(reasons=[], untag=set()))
+        entry = self.plan.violations.setdefault(image.id, dict(reasons=[], untag=set()))
         if reason not in entry["reasons"]:
             entry["reasons"].append(reason)
         entry["untag"].update(tags)
@@ -90,9 +84,9 @@ class RetentionPlanner(ImageRemovalPlanner):
         for image in sorted(self.snapshot.images.values(), key=lambda i: (i.created, i.id)):
             if not image.repo_tags and self.snapshot.children_of(image.id):
                 continue  # an untagged parent: it goes with its last child, not on its own
-            exempt = self._exempt(image)
-            if exempt:
-                self._keep(image, *exempt)
+            hold = self._why_it_stays(image)
+            if hold:
+                self._keep(image, hold.category, str(hold))
                 continue
             if not image.repo_tags:
                 if policy.dangling:
@@ -107,54 +101,60 @@ class RetentionPlanner(ImageRemovalPlanner):
                     self._violate(image, f"not among the last {policy.keep_last} of {repository_of(tag)}", [tag])
                 if too_old:
                     self._violate(image, "older than max_age", [tag])
-            if image.id not in self.violations:
+            if image.id not in self.plan.violations:
                 within_keep_last = policy.keep_last is not None
                 self._keep(image, "keep_last" if within_keep_last else "within_policy",
                            f"among the last {policy.keep_last} of its repositories" if within_keep_last else "")
         self._enforce_violations()
         if policy.pressure:
             self._relieve_pressure()
+        return self.plan
+
+    def _delete(self, image, reason):
+        freed, kept_parents = self.images_left.delete_unused(image, reason, self._why_parent_stays)
+        for parent, hold in kept_parents:
+            self._keep(parent, hold.category, str(hold))
+        return freed
+
+    def _why_parent_stays(self, parent):
+        """An untagged parent goes with its last child only if nothing holds it (protected, too young)."""
+        return self._why_it_stays(parent)
 
     def _enforce_violations(self):
-        for image_id, entry in self.violations.items():
+        for image_id, entry in self.plan.violations.items():
             image = self.snapshot.images[image_id]
             reason = "; ".join(entry["reasons"])
             if entry["untag"] < set(image.repo_tags):
                 for tag in sorted(entry["untag"]):
-                    self._untag(image, tag, self._references_after_removing(image, tag), f"{tag}: {reason}")
+                    self.images_left.untag(image, tag, f"{tag}: {reason}")
                 entry["action"] = "untag"
             else:
-                before = len(self.plan.actions)
-                self._delete_unused(image, f"image {short_id(image.id)}: {reason}")
                 entry["action"] = "delete"
-                entry["bytes"] = sum(a["bytes"] for a in self.plan.actions[before:])
-
-    def usage_after(self):
-        return self.policy.pressure["used"] - self.plan.reclaimed_bytes if self.policy.pressure else None
+                entry["bytes"] = self._delete(image, f"image {short_id(image.id)}: {reason}")
 
     def _relieve_pressure(self):
         pressure = self.policy.pressure
+        used = pressure["used"] - self.plan.reclaimed_bytes
         if pressure["used"] <= pressure["high"]:
             return
+        kept = self.plan.kept
         # dangling: false takes dangling images out of the policy, disk pressure included.
-        eligible = [self.snapshot.images[i] for i, kept in self.kept.items() if kept["reason"] in ("keep_last", "within_policy")]
+        eligible = [self.snapshot.images[i] for i, k in kept.items() if k["reason"] in ("keep_last", "within_policy")]
         # Least recently used first; images that keep_last keeps go last.
-        eligible.sort(key=lambda i: (self.kept[i.id]["reason"] == "keep_last", self.last_use(i)[0], i.id))
+        eligible.sort(key=lambda i: (kept[i.id]["reason"] == "keep_last", last_use(self.snapshot, i)[0], i.id))
         # The configured mark, not live byte counts: a check run and the real run must give the same reasons.
         reason = f"disk pressure: over {pressure['mark']}"
         for image in eligible:
-            if self.usage_after() <= pressure["low"]:
+            if used <= pressure["low"]:
                 break
-            if self._gone(image.id):
+            if self.images_left.gone(image.id):
                 continue
-            del self.kept[image.id]
-            before = len(self.plan.actions)
-            self._delete_unused(image, f"image {short_id(image.id)}: {reason}")
-            self.violations[image.id] = dict(reasons=[reason], untag=set(image.repo_tags), action="delete",
-                                             bytes=sum(a["bytes"] for a in self.plan.actions[before:]))
+            del kept[image.id]
+            freed = self._delete(image, f"image {short_id(image.id)}: {reason}")
+            used -= freed
+            self.plan.violations[image.id] = dict(reasons=[reason], untag=set(image.repo_tags), action="delete",
+                                                  bytes=freed)
 
 
 def plan_retention(snapshot, policy):
-    planner = RetentionPlanner(snapshot, policy)
-    planner.evaluate()
-    return planner
+    return RetentionPlanner(snapshot, policy).evaluate()

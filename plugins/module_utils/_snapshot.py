@@ -8,9 +8,9 @@
 
 from __future__ import annotations
 
+
 from ansible_collections.reclaim.docker.plugins.module_utils._connection import APIError
 from ansible_collections.reclaim.docker.plugins.module_utils._model import (
-    STORE_CONTAINERD,
     Container,
     Image,
     Network,
@@ -26,6 +26,8 @@ MANIFESTS_MIN_API = "1.47"
 ANONYMOUS_VOLUME_LABEL_MIN_API = "1.42"
 ANONYMOUS_VOLUME_LABEL = "com.docker.volume.anonymous"
 PREDEFINED_NETWORKS = ("bridge", "host", "none")
+# Concurrent per-image reads (inspect, history) when the cache cannot answer; measured in docs/benchmarks.md.
+ENGINE_CALL_WORKERS = 8
 
 
 def read_snapshot(client, networks=False, volumes=False, build_cache=False):
@@ -60,7 +62,6 @@ def read_snapshot(client, networks=False, volumes=False, build_cache=False):
             id=raw["Id"],
             name=(raw.get("Names") or ["/" + raw["Id"][:12]])[0].lstrip("/"),
             image_id=raw.get("ImageID") or "",
-            image=raw.get("Image") or "",
             state=raw.get("State") or "",
             size_rw=raw.get("SizeRw") or 0,
             created=raw.get("Created") or 0,
@@ -70,15 +71,9 @@ def read_snapshot(client, networks=False, volumes=False, build_cache=False):
         )
         for raw in client.get_json("/containers/json", {"all": 1, "size": 1})
     ]
-    engine = dict(
-        version=client.engine_version,
-        api_version=client.api_version,
-        image_store=STORE_CONTAINERD if containerd else client.info().get("Driver"),
-        docker_root_dir=client.info().get("DockerRootDir"),
-    )
     df = _system_df(client, volumes, build_cache)
     return Snapshot(
-        engine, images, containers,
+        client.facts(), images, containers,
         networks=[_network(raw) for raw in client.get_json("/networks")] if networks else (),
         volumes=[_volume(raw, client.supports(ANONYMOUS_VOLUME_LABEL_MIN_API)) for raw in df.get("Volumes") or ()],
         build_cache=df.get("BuildCache") or (),
@@ -153,30 +148,50 @@ def layer_sizes_from_history(diff_ids, history):
     return chosen if len(chosen) == len(diff_ids) else None
 
 
-def load_layers(client, snapshot, image_ids):
+def load_layers(client, snapshot, image_ids, cache, workers=ENGINE_CALL_WORKERS):
     """Fill in layer chains and sizes for IMAGE_IDS and for the images that may share layers with them.
 
-    Per-image calls (inspect and history, 2 per image) are made only here: exactness needs the chains of
-    the images a plan deletes and of every image that shares layers with them; images whose SharedSize is
-    0 are accounted by their own Size.
+    Exactness needs the chains of the images a plan deletes and of every image that shares layers with them; images
+    whose SharedSize is 0 are accounted by their own Size. An image ID is the digest of its config, so its chain and
+    layer sizes never change: CACHE answers for the images read before, and the rest cost two engine calls each
+    (inspect and history), made WORKERS at a time. Returns whether any image needed its layers.
     """
+    needed = sorted(images_needing_layers(snapshot, image_ids))
+    # Orphan holders are matched by overlay2 directory, which is not content-addressed: those are read every time.
+    dirs_needed = bool(snapshot.orphan_holders()) and not snapshot.containerd_store
+    to_read = []
+    for image_id in needed:
+        cached = cache.get(image_id)
+        if cached is None:
+            to_read.append((image_id, True))
+            continue
+        _set_layers(snapshot, image_id, *cached)
+        if dirs_needed:
+            to_read.append((image_id, False))
+    paths = [path for image_id, with_history in to_read
+             for path in [f"/images/{image_id}/json"] + ([f"/images/{image_id}/history"] if with_history else [])]
+    answers = iter(client.get_json_many(paths, workers))
     layer_dirs = {}
-    for image_id in sorted(images_needing_layers(snapshot, image_ids)):
-        try:
-            inspect = client.api.inspect_image(image_id)
-            diff_ids = inspect.get("RootFS", {}).get("Layers") or []
-            sizes = layer_sizes_from_history(diff_ids, client.api.history(image_id))
-        except APIError:
+    for image_id, with_history in to_read:
+        inspect = next(answers)
+        history = next(answers) if with_history else None
+        if inspect is None:
             # Gone since the snapshot: it is accounted by its listed Size, and apply reports the race.
             continue
-        if sizes is None:
-            continue
+        diff_ids = inspect.get("RootFS", {}).get("Layers") or []
         chains = chain_ids(diff_ids)
-        snapshot.layers[image_id] = tuple(chains)
-        for chain, size in zip(chains, sizes):
-            snapshot.layer_sizes[chain] = size
+        sizes = layer_sizes_from_history(diff_ids, history) if history is not None else None
+        if sizes is not None:
+            _set_layers(snapshot, image_id, chains, sizes)
+            cache.put(image_id, chains, sizes)
         layer_dirs.update(zip(chains, _overlay_dirs(inspect)))
     _load_orphan_holders(client, snapshot, layer_dirs)
+    return bool(needed)
+
+
+def _set_layers(snapshot, image_id, chains, sizes):
+    snapshot.layers[image_id] = tuple(chains)
+    snapshot.layer_sizes.update(zip(chains, sizes))
 
 
 def _overlay_dirs(inspect):
@@ -202,11 +217,3 @@ def _load_orphan_holders(client, snapshot, layer_dirs):
             continue
         held = set((data.get("LowerDir") or "").split(":"))
         snapshot.layers[container.image_id] = tuple(chain for chain, d in layer_dirs.items() if d in held)
-
-
-def plan_with_layers(client, snapshot, make_plan):
-    """MAKE_PLAN(snapshot) priced exactly. Decisions never depend on layer detail, so a first pass tells which
-    images need it (keeping per-image calls proportional to the plan) and a second pass prices the same actions."""
-    first = make_plan(snapshot)
-    load_layers(client, snapshot, {a["image"] for a in first.actions if a.get("image") in snapshot.images})
-    return make_plan(snapshot)

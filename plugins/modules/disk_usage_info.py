@@ -139,6 +139,9 @@ engine:
   returned: success
   type: dict
   contains:
+    id:
+      description: The engine's ID (from C(docker info)); stable while its data root stays.
+      type: str
     version:
       description: Docker Engine version.
       type: str
@@ -151,20 +154,17 @@ engine:
     docker_root_dir:
       description: Docker's root directory on the engine's host.
       type: str
-  sample: {version: 28.5.2, api_version: "1.51", image_store: overlay2, docker_root_dir: /var/lib/docker}
+  sample: {id: 0d8e7c7a-8f3e-4c57-9c52-4c3b1b7a2f11, version: 28.5.2, api_version: "1.51", image_store: overlay2, docker_root_dir: /var/lib/docker}
 """
 
-from ansible_collections.reclaim.docker.plugins.module_utils._connection import (
-    APIError,
-    connect_module,
-    docker_module,
-)
+from ansible_collections.reclaim.docker.plugins.module_utils._connection import docker_module
 from ansible_collections.reclaim.docker.plugins.module_utils._disk_usage import (
-    CATEGORIES,
+    USAGE_TYPES,
     df_types,
     filesystem_usage,
     summarize,
 )
+from ansible_collections.reclaim.docker.plugins.module_utils._pipeline import Pipeline
 
 
 def main():
@@ -178,32 +178,21 @@ def main():
         ),
         supports_check_mode=True,
     )
-    client = connect_module(module)
-    categories = [c for c in CATEGORIES if module.params[c]]
-    try:
-        info = client.info()
-        df = client.system_df(df_types(categories)) if categories else {}
-    except APIError as exc:
-        module.fail_json(msg=f"Error reading disk usage from {client.base_url}: {exc.explanation or exc}")
+    pipeline = Pipeline(module)
+    client = pipeline.client
+    usage_types = [t for t in USAGE_TYPES if module.params[t]]
+    with pipeline.reading():
+        engine = client.facts()
+        df = client.system_df(df_types(usage_types)) if usage_types else {}
 
-    root_dir = info.get("DockerRootDir")
+    root_dir = engine["docker_root_dir"]
     filesystem = None
     if module.params["filesystem"] and client.is_local and root_dir:
         try:
             filesystem = filesystem_usage(root_dir)
         except OSError as exc:
             module.warn(f"Cannot read the filesystem of {root_dir}: {exc}")
-    module.exit_json(
-        changed=False,
-        disk_usage=summarize(df, categories),
-        filesystem=filesystem,
-        engine=dict(
-            version=client.engine_version,
-            api_version=client.api_version,
-            image_store="containerd" if client.uses_containerd_store else info.get("Driver"),
-            docker_root_dir=root_dir,
-        ),
-    )
+    module.exit_json(changed=False, disk_usage=summarize(df, usage_types), filesystem=filesystem, engine=engine)
 
 
 if __name__ == "__main__":

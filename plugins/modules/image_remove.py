@@ -24,6 +24,7 @@ description:
     reported with the engine's reason; nothing is retried, and never with force.
 extends_documentation_fragment:
   - reclaim.docker._docker
+  - reclaim.docker._layer_cache
 attributes:
   check_mode:
     support: full
@@ -196,70 +197,64 @@ not_found:
 
 import re
 
-from ansible_collections.reclaim.docker.plugins.module_utils._apply import apply_plan, took_effect, untagged_by
-from ansible_collections.reclaim.docker.plugins.module_utils._connection import (
-    APIError,
-    EngineConnectionError,
-    connect_module,
-    docker_module,
-)
+from ansible_collections.reclaim.docker.plugins.module_utils._apply import took_effect, untagged_by
+from ansible_collections.reclaim.docker.plugins.module_utils._connection import EngineConnectionError, docker_module
 from ansible_collections.reclaim.docker.plugins.module_utils._image_plan import plan_image_removal
+from ansible_collections.reclaim.docker.plugins.module_utils._layer_cache import layer_cache_argument_spec
 from ansible_collections.reclaim.docker.plugins.module_utils._model import short_id
-from ansible_collections.reclaim.docker.plugins.module_utils._snapshot import plan_with_layers, read_snapshot
+from ansible_collections.reclaim.docker.plugins.module_utils._pipeline import Pipeline
 
 PLATFORM = re.compile(r"^[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?$")
 PLATFORM_MIN_API = "1.50"
 
 
 class ImageRemover:
-    def __init__(self, module, client):
+    def __init__(self, module):
         self.module = module
-        self.client = client
         self.params = module.params
 
     def validate(self):
+        """Every option value, checked before the engine is contacted."""
+        if not self.params["name"] or any(not n or not n.strip() for n in self.params["name"]):
+            self.module.fail_json(msg="name must list at least one image reference, and none may be empty.")
         platform = self.params["platform"]
-        if platform is None:
-            return
-        if not PLATFORM.match(platform):
+        if platform is not None and not PLATFORM.match(platform):
             self.module.fail_json(msg=f"platform {platform!r} is not OS/ARCH[/VARIANT], for example linux/arm64.")
+
+    def validate_engine(self, client):
+        if self.params["platform"] is None:
+            return
         try:
-            self.client.require_api(PLATFORM_MIN_API, "platform")
+            client.require_api(PLATFORM_MIN_API, "platform")
         except EngineConnectionError as exc:
             self.module.fail_json(msg=f"{exc} Nothing was changed.")
-        if not self.client.uses_containerd_store:
+        if not client.uses_containerd_store:
             self.module.fail_json(msg=f"platform needs the containerd image store (Docker 29, or Docker 28 with the "
-                                      f"containerd snapshotter); the Docker daemon at {self.client.base_url} uses "
-                                      f"{self.client.info().get('Driver')}. Nothing was changed.")
+                                      f"containerd snapshotter); the Docker daemon at {client.base_url} uses "
+                                      f"{client.info().get('Driver')}. Nothing was changed.")
 
-    def plan(self):
-        options = dict(force=self.params["force"], prune=self.params["prune"],
-                       remove_stopped_containers=self.params["remove_stopped_containers"], platform=self.params["platform"])
-        snapshot = read_snapshot(self.client)
-        return snapshot, plan_with_layers(self.client, snapshot,
-                                          lambda snap: plan_image_removal(snap, self.params["name"], **options))
+    def make_plan(self, snapshot):
+        return plan_image_removal(snapshot, self.params["name"], force=self.params["force"],
+                                  prune_parents=self.params["prune"],
+                                  remove_stopped_containers=self.params["remove_stopped_containers"],
+                                  platform=self.params["platform"])
 
     def run(self):
         self.validate()
-        try:
-            snapshot, plan = self.plan()
-        except APIError as exc:
-            self.module.fail_json(msg=f"Error reading images from {self.client.base_url}: {exc.explanation or exc}")
-        actions = plan.actions
-        if not self.module.check_mode and actions:
-            actions = apply_plan(self.client, actions)
+        pipeline = Pipeline(self.module)
+        self.validate_engine(pipeline.client)
+        snapshot = pipeline.snapshot()
+        plan = pipeline.plan(snapshot, self.make_plan)
+        actions = pipeline.apply(snapshot, plan)
         effective = took_effect(actions)
         result = dict(
-            changed=bool(effective),
             untagged=untagged_by(effective),
             deleted=sorted({a["image"] for a in effective if a["action"] == "delete_image"
                             or a["action"] == "force_untag" and a["record_deleted"]}),
             removed_containers=[a["container"] for a in effective if a["action"] == "remove_container"],
             orphaned=[o for o in plan.orphaned
                       if any(a["action"] == "force_untag" and a["image"] == o["image"] for a in effective)],
-            reclaimed_bytes=sum(a["bytes"] for a in effective),
-            actions=actions,
-            not_found=plan.absent,
+            not_found=plan.not_found,
         )
         if self.module._diff:
             result["diff"] = self.diff(snapshot, effective)
@@ -267,12 +262,12 @@ class ImageRemover:
             self.module.warn(f"Image {short_id(orphan['image'])} was untagged but no space was freed: stopped container(s) "
                              f"{', '.join(orphan['container_names'])} still hold {orphan['bytes']} bytes of its layers. "
                              "Remove them (remove_stopped_containers) to free it.")
+        # A name the user asked for that the engine refused since the snapshot (409) is a problem here; one already
+        # gone (404) is what was asked for.
         problems = [f"{r['name']}: {r['reason']}" for r in plan.refusals]
         problems += [f"{a['reference']}: {a['engine_reason']}" for a in actions
-                     if a.get("status") in ("failed", "partial") or a.get("status") == "skipped" and a.get("engine_status") != 404]
-        if problems:
-            self.module.fail_json(msg="Could not remove: " + "; ".join(problems), **result)
-        self.module.exit_json(**result)
+                     if a.get("status") == "partial" or a.get("status") == "skipped" and a.get("engine_status") != 404]
+        pipeline.finish(actions, result, problems, failure="Could not remove")
 
     @staticmethod
     def diff(snapshot, effective):
@@ -291,19 +286,15 @@ class ImageRemover:
 
 
 def main():
-    module = docker_module(
-        dict(
-            name=dict(type="list", elements="str", required=True),
-            force=dict(type="bool", default=False),
-            prune=dict(type="bool", default=True),
-            remove_stopped_containers=dict(type="bool", default=False),
-            platform=dict(type="str"),
-        ),
-        supports_check_mode=True,
+    argument_spec = dict(
+        name=dict(type="list", elements="str", required=True),
+        force=dict(type="bool", default=False),
+        prune=dict(type="bool", default=True),
+        remove_stopped_containers=dict(type="bool", default=False),
+        platform=dict(type="str"),
     )
-    if not module.params["name"] or any(not n or not n.strip() for n in module.params["name"]):
-        module.fail_json(msg="name must list at least one image reference, and none may be empty.")
-    ImageRemover(module, connect_module(module)).run()
+    argument_spec.update(layer_cache_argument_spec())
+    ImageRemover(docker_module(argument_spec, supports_check_mode=True)).run()
 
 
 if __name__ == "__main__":

@@ -23,6 +23,8 @@ description:
     image, else the image's creation time; RV(violations[].last_use_source) says which.
 extends_documentation_fragment:
   - reclaim.docker._docker
+  - reclaim.docker._protection
+  - reclaim.docker._layer_cache
 attributes:
   check_mode:
     support: full
@@ -40,23 +42,6 @@ options:
   max_age:
     description: Images created longer ago than this violate the policy. A Go duration (V(720h)) or days and weeks (V(30d), V(2w)).
     type: str
-  min_age:
-    description: Images younger than this never violate (fresh builds not yet pushed). Same forms as O(max_age).
-    type: str
-  protect:
-    description: Images that are never removed nor untagged.
-    type: dict
-    suboptions:
-      references:
-        description: Glob patterns on C(repo:tag), for example V(registry.example.com/prod/*).
-        type: list
-        elements: str
-        default: []
-      labels:
-        description: C(KEY) or C(KEY=VALUE) image labels.
-        type: list
-        elements: str
-        default: []
   dangling:
     description: Whether dangling (untagged) images are subject to the policy; when V(true) they violate it.
     type: bool
@@ -208,23 +193,18 @@ actions:
 import datetime
 import time
 
-from ansible_collections.reclaim.docker.plugins.module_utils._apply import apply_plan, took_effect, untagged_by
-from ansible_collections.reclaim.docker.plugins.module_utils._connection import (
-    APIError,
-    connect_module,
-    docker_module,
-)
+from ansible_collections.reclaim.docker.plugins.module_utils._apply import took_effect, untagged_by
+from ansible_collections.reclaim.docker.plugins.module_utils._connection import docker_module
 from ansible_collections.reclaim.docker.plugins.module_utils._disk_usage import filesystem_usage
-from ansible_collections.reclaim.docker.plugins.module_utils._filters import Protection
+from ansible_collections.reclaim.docker.plugins.module_utils._filters import Protection, protection_argument_spec
+from ansible_collections.reclaim.docker.plugins.module_utils._layer_cache import layer_cache_argument_spec
 from ansible_collections.reclaim.docker.plugins.module_utils._model import repository_of
+from ansible_collections.reclaim.docker.plugins.module_utils._pipeline import Pipeline, touched_images
 from ansible_collections.reclaim.docker.plugins.module_utils._retention_plan import (
     KEPT_REASONS,
     RetentionPolicy,
+    last_use,
     plan_retention,
-)
-from ansible_collections.reclaim.docker.plugins.module_utils._snapshot import (
-    load_layers,
-    read_snapshot,
 )
 from ansible_collections.reclaim.docker.plugins.module_utils._units import ValueProblem, parse_duration, parse_size
 
@@ -233,7 +213,7 @@ def _iso(seconds):
     return datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-class Retention:
+class RetentionEnforcer:
     def __init__(self, module):
         self.module = module
         self.params = module.params
@@ -278,56 +258,53 @@ class Retention:
 
     def run(self):
         self.validate()
-        client = connect_module(self.module)
+        pipeline = Pipeline(self.module)
+        client = pipeline.client
         if self.params["high_watermark"] is not None and not client.is_local:
             self.module.fail_json(msg=f"high_watermark needs the filesystem under Docker's root dir, so the module must run "
                                       f"on the Docker host (a unix:// docker_host, not {client.base_url}); or use "
                                       "max_images_bytes.")
-        try:
+        with pipeline.reading():
             usage_before = self.usage(client)
-            snapshot = read_snapshot(client)
-            policy = RetentionPolicy(self.now, self.protection, keep_last=self.params["keep_last"], max_age=self.max_age,
-                                     dangling=self.params["dangling"], pressure=self.pressure(usage_before))
-            first = plan_retention(snapshot, policy)
-            needed = {a["image"] for a in first.plan.actions}
+        snapshot = pipeline.snapshot()
+        policy = RetentionPolicy(self.now, self.protection, keep_last=self.params["keep_last"], max_age=self.max_age,
+                                 dangling=self.params["dangling"], pressure=self.pressure(usage_before))
+
+        def priced_by(snapshot, plan):
             if policy.pressure:
                 # Which images eviction takes depends on what each frees exactly: every candidate's chain is needed.
-                needed |= set(first.kept) | set(first.violations)
-            load_layers(client, snapshot, needed)
-            planner = plan_retention(snapshot, policy)
-        except APIError as exc:
-            self.module.fail_json(msg=f"Error reading engine state from {client.base_url}: {exc.explanation or exc}")
-        actions = planner.plan.actions
-        if not self.module.check_mode and actions:
-            actions = apply_plan(client, actions)
-        result = self.result(snapshot, planner, actions, usage_before)
-        if not self.module.check_mode:
-            result["usage_after"] = self.usage(client)
-        problems = [f"{a['reference']}: {a['engine_reason']}" for a in actions if a.get("status") == "failed"]
-        if problems:
-            self.module.fail_json(msg="Could not enforce: " + "; ".join(problems), **result)
-        if self.params["fail_on_violation"] and result["violations"]:
-            self.module.fail_json(msg=f"{len(result['violations'])} image(s) violate the retention policy.", **result)
-        self.module.exit_json(**result)
+                return set(plan.kept) | set(plan.violations)
+            return touched_images(snapshot, plan)
 
-    def result(self, snapshot, planner, actions, usage_before):
+        plan = pipeline.plan(snapshot, lambda snap: plan_retention(snap, policy), priced_by)
+        actions = pipeline.apply(snapshot, plan)
+        result = self.result(snapshot, plan, actions, usage_before)
+        if not self.module.check_mode:
+            with pipeline.reading():
+                result["usage_after"] = self.usage(client)
+        problems = []
+        if self.params["fail_on_violation"] and result["violations"]:
+            problems.append(f"{len(result['violations'])} image(s) violate the retention policy")
+        pipeline.finish(actions, result, problems, failure="Could not enforce")
+
+    def result(self, snapshot, plan, actions, usage_before):
         done = took_effect(actions)
         violations = []
-        for image_id, entry in sorted(planner.violations.items(), key=lambda item: snapshot.images[item[0]].created):
+        for image_id, entry in sorted(plan.violations.items(), key=lambda item: snapshot.images[item[0]].created):
             image = snapshot.images[image_id]
-            last_use, source = planner.last_use(image)
+            last_used, source = last_use(snapshot, image)
             violations.append(dict(
                 image=image.id, tags=list(image.repo_tags), repositories=sorted({repository_of(t) for t in image.repo_tags}),
                 created=_iso(image.created), age_days=round((self.now - image.created) / 86400, 2),
-                last_use=_iso(last_use), last_use_source=source, reasons=entry["reasons"], action=entry["action"],
+                last_use=_iso(last_used), last_use_source=source, reasons=entry["reasons"], action=entry["action"],
                 untag=sorted(entry["untag"]), bytes=entry.get("bytes", 0),
             ))
         counts = {reason: 0 for reason in KEPT_REASONS}
-        for kept in planner.kept.values():
+        for kept in plan.kept.values():
             counts[kept["reason"]] += 1
         kept = dict(counts=counts)
         if self.params["report_kept"]:
-            kept["images"] = [dict(image=i, tags=list(snapshot.images[i].repo_tags), **k) for i, k in sorted(planner.kept.items())]
+            kept["images"] = [dict(image=i, tags=list(snapshot.images[i].repo_tags), **k) for i, k in sorted(plan.kept.items())]
         reclaimed = sum(a["bytes"] for a in done)
         predicted = dict(usage_before, images_bytes=usage_before["images_bytes"] - reclaimed)
         if usage_before["filesystem"]:
@@ -337,40 +314,32 @@ class Retention:
             filesystem["used_percent"] = round(100.0 * filesystem["used"] / (filesystem["used"] + filesystem["free"]), 2)
             predicted["filesystem"] = filesystem
         return dict(
-            changed=bool(done),
             violations=violations,
             kept=kept,
             untagged=untagged_by(done),
             deleted=sorted(a["image"] for a in done if a["action"] == "delete_image"),
-            reclaimed_bytes=reclaimed,
             usage_before=usage_before,
             usage_after=predicted,
-            actions=actions,
         )
 
 
 def main():
-    module = docker_module(
-        dict(
-            keep_last=dict(type="int"),
-            max_age=dict(type="str"),
-            min_age=dict(type="str"),
-            protect=dict(type="dict", options=dict(
-                references=dict(type="list", elements="str", default=[]),
-                labels=dict(type="list", elements="str", default=[]),
-            )),
-            dangling=dict(type="bool", default=True),
-            high_watermark=dict(type="float"),
-            low_watermark=dict(type="float"),
-            max_images_bytes=dict(type="str"),
-            fail_on_violation=dict(type="bool", default=False),
-            report_kept=dict(type="bool", default=False),
-        ),
-        supports_check_mode=True,
-        required_together=[("high_watermark", "low_watermark")],
-        mutually_exclusive=[("max_images_bytes", "high_watermark")],
+    argument_spec = dict(
+        keep_last=dict(type="int"),
+        max_age=dict(type="str"),
+        dangling=dict(type="bool", default=True),
+        high_watermark=dict(type="float"),
+        low_watermark=dict(type="float"),
+        max_images_bytes=dict(type="str"),
+        fail_on_violation=dict(type="bool", default=False),
+        report_kept=dict(type="bool", default=False),
     )
-    Retention(module).run()
+    argument_spec.update(protection_argument_spec())
+    argument_spec.update(layer_cache_argument_spec())
+    module = docker_module(argument_spec, supports_check_mode=True,
+                           required_together=[("high_watermark", "low_watermark")],
+                           mutually_exclusive=[("max_images_bytes", "high_watermark")])
+    RetentionEnforcer(module).run()
 
 
 if __name__ == "__main__":

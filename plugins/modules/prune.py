@@ -24,6 +24,8 @@ description:
     engine's reason.
 extends_documentation_fragment:
   - reclaim.docker._docker
+  - reclaim.docker._protection
+  - reclaim.docker._layer_cache
 attributes:
   check_mode:
     support: full
@@ -94,26 +96,6 @@ options:
     description:
       - Keep this much build cache, for example V(5GB). A number of bytes, or a number with a unit, B, K, M, G, T (optionally
         followed by B or iB; every unit is a power of 1024, as in Docker).
-    type: str
-  protect:
-    description: What is never removed (nor untagged), whatever the filters select.
-    type: dict
-    suboptions:
-      references:
-        description: Glob patterns on image references (C(repo:tag)), for example V(registry.example.com/prod/*) or V(postgres:*).
-        type: list
-        elements: str
-        default: []
-      labels:
-        description: C(KEY) or C(KEY=VALUE); protects images, containers, networks and volumes that have it.
-        type: list
-        elements: str
-        default: []
-  min_age:
-    description:
-      - Nothing created less than this long ago is removed (for example images just built and not yet pushed). A Go duration
-        (V(1h), V(90m), V(720h)) or days and weeks (V(2d), V(1w)). Durations in O(containers_filters) and the others take the
-        same forms.
     type: str
   assume_deleted:
     description:
@@ -305,19 +287,19 @@ actions:
 import re
 import time
 
-from ansible_collections.reclaim.docker.plugins.module_utils._apply import apply_plan, took_effect, untagged_by
-from ansible_collections.reclaim.docker.plugins.module_utils._connection import (
-    APIError,
-    connect_module,
-    docker_module,
-)
-from ansible_collections.reclaim.docker.plugins.module_utils._filters import Filters, Protection
+from ansible_collections.reclaim.docker.plugins.module_utils._apply import took_effect, untagged_by
+from ansible_collections.reclaim.docker.plugins.module_utils._connection import docker_module
+from ansible_collections.reclaim.docker.plugins.module_utils._filters import Filters, Protection, protection_argument_spec
+from ansible_collections.reclaim.docker.plugins.module_utils._layer_cache import layer_cache_argument_spec
+from ansible_collections.reclaim.docker.plugins.module_utils._pipeline import Pipeline
 from ansible_collections.reclaim.docker.plugins.module_utils._prune_plan import PrunePlanner
-from ansible_collections.reclaim.docker.plugins.module_utils._snapshot import plan_with_layers, read_snapshot
 from ansible_collections.reclaim.docker.plugins.module_utils._units import ValueProblem, parse_size
 
-CATEGORIES = ("containers", "images", "networks", "volumes", "builder_cache")
+# The object types prune takes, in the order it removes them (each has an option and an <option>_filters).
+OBJECT_TYPES = ("containers", "images", "networks", "volumes", "builder_cache")
 FULL_IMAGE_ID = re.compile(r"sha256:[0-9a-f]{64}")
+ITEM_TYPES = dict(remove_container="container", untag="image", delete_image="image", remove_network="network",
+                  remove_volume="volume", prune_build_cache="build cache")
 
 
 class Pruner:
@@ -329,7 +311,7 @@ class Pruner:
     def parse(self):
         """Every option value, checked before the engine is even contacted."""
         try:
-            self.filters = {c: Filters(c, self.params[f"{c}_filters"], self.now) for c in CATEGORIES}
+            self.filters = {t: Filters(t, self.params[f"{t}_filters"], self.now) for t in OBJECT_TYPES}
             self.protection = Protection(self.params["protect"], self.params["min_age"], self.now)
             keep = self.params["builder_cache_keep_storage"]
             self.keep_storage = parse_size(keep, "builder_cache_keep_storage") if keep is not None else None
@@ -353,35 +335,25 @@ class Pruner:
     def make_plan(self, snapshot):
         planner = PrunePlanner(snapshot, self.protection)
         if self.module.check_mode:
-            planner.assume_deleted(self.params["assume_deleted"])
-        for category in CATEGORIES:
-            if not self.params[category]:
+            planner.images_left.assume_deleted(self.params["assume_deleted"])
+        for object_type in OBJECT_TYPES:
+            if not self.params[object_type]:
                 continue
-            if category == "builder_cache":
-                planner.build_cache(self.filters[category], self.params["builder_cache_all"], self.keep_storage,
+            if object_type == "builder_cache":
+                planner.build_cache(self.filters[object_type], self.params["builder_cache_all"], self.keep_storage,
                                     self.build_cache_until())
             else:
-                getattr(planner, category)(self.filters[category])
+                getattr(planner, object_type)(self.filters[object_type])
         return planner.plan
 
     def run(self):
         self.parse()
-        client = connect_module(self.module)
-        try:
-            snapshot = read_snapshot(client, networks=self.params["networks"], volumes=self.params["volumes"],
+        pipeline = Pipeline(self.module)
+        snapshot = pipeline.snapshot(networks=self.params["networks"], volumes=self.params["volumes"],
                                      build_cache=self.params["builder_cache"])
-            plan = plan_with_layers(client, snapshot, self.make_plan)
-        except APIError as exc:
-            self.module.fail_json(msg=f"Error reading engine state from {client.base_url}: {exc.explanation or exc}")
-        actions = plan.actions
-        if not self.module.check_mode:
-            actions = apply_plan(client, actions)
-        result = self.result(plan, actions)
-        failed = [a for a in actions if a.get("status") == "failed"]
-        if failed:
-            self.module.fail_json(msg="Could not prune: " + "; ".join(
-                f"{a.get('name') or a.get('reference') or a['action']}: {a['engine_reason']}" for a in failed), **result)
-        self.module.exit_json(**result)
+        plan = pipeline.plan(snapshot, self.make_plan)
+        actions = pipeline.apply(snapshot, plan)
+        pipeline.finish(actions, self.result(plan, actions), failure="Could not prune")
 
     @staticmethod
     def result(plan, actions):
@@ -390,40 +362,28 @@ class Pruner:
         def of(kind, key):
             return [a[key] for a in done if a["action"] == kind]
 
-        def bytes_of(*kinds):
-            return sum(a["bytes"] for a in done if a["action"] in kinds)
+        def bytes_of(kind):
+            return sum(a["bytes"] for a in done if a["action"] == kind)
 
         cache = next((a for a in actions if a["action"] == "prune_build_cache"), None)
         cache_done = cache if cache and cache.get("status", "done") == "done" else None
-        kinds = dict(remove_container="container", untag="image", delete_image="image", remove_network="network",
-                     remove_volume="volume", prune_build_cache="build cache")
         skipped = list(plan.skipped) + [
-            dict(type=kinds[a["action"]], id=a.get("image") or a.get("container") or a.get("network")
+            dict(type=ITEM_TYPES[a["action"]], id=a.get("image") or a.get("container") or a.get("network")
                  or a.get("volume"), name=a.get("name") or a.get("reference"),
                  reason=f"changed since the run read the engine: {a['engine_reason']}")
             for a in actions if a.get("status") in ("skipped", "partial")]
-        removed = [a for a in done if a["action"] != "prune_build_cache"]
-        if cache_done is None:
-            cache_removed = False
-        elif "caches_deleted" in cache_done:  # after a real run: what BuildKit removed
-            cache_removed = bool(cache_done["caches_deleted"])
-        else:
-            cache_removed = cache_done["records"] > 0
         result = dict(
-            changed=bool(removed) or cache_removed,
             containers=of("remove_container", "container"),
             containers_space_reclaimed=bytes_of("remove_container"),
             images=of("delete_image", "image"),
             untagged=untagged_by(done),
-            images_space_reclaimed=bytes_of("untag", "delete_image"),
+            images_space_reclaimed=bytes_of("delete_image"),
             networks=of("remove_network", "name"),
             volumes=of("remove_volume", "name"),
             volumes_space_reclaimed=bytes_of("remove_volume"),
             builder_cache_space_reclaimed=cache_done["bytes"] if cache_done else 0,
             builder_cache_caches_deleted=cache_done.get("caches_deleted", []) if cache_done else [],
-            reclaimed_bytes=sum(a["bytes"] for a in done),
             skipped_items=skipped,
-            actions=actions,
         )
         if cache:
             result["builder_cache_prediction"] = dict(bytes=cache.get("predicted_bytes", cache["bytes"]),
@@ -432,30 +392,24 @@ class Pruner:
 
 
 def main():
-    module = docker_module(
-        dict(
-            containers=dict(type="bool", default=False),
-            containers_filters=dict(type="dict"),
-            images=dict(type="bool", default=False),
-            images_filters=dict(type="dict"),
-            networks=dict(type="bool", default=False),
-            networks_filters=dict(type="dict"),
-            volumes=dict(type="bool", default=False),
-            volumes_filters=dict(type="dict"),
-            builder_cache=dict(type="bool", default=False),
-            builder_cache_all=dict(type="bool", default=False),
-            builder_cache_filters=dict(type="dict"),
-            builder_cache_keep_storage=dict(type="str"),
-            protect=dict(type="dict", options=dict(
-                references=dict(type="list", elements="str", default=[]),
-                labels=dict(type="list", elements="str", default=[]),
-            )),
-            min_age=dict(type="str"),
-            assume_deleted=dict(type="list", elements="str", default=[]),
-        ),
-        supports_check_mode=True,
+    argument_spec = dict(
+        containers=dict(type="bool", default=False),
+        containers_filters=dict(type="dict"),
+        images=dict(type="bool", default=False),
+        images_filters=dict(type="dict"),
+        networks=dict(type="bool", default=False),
+        networks_filters=dict(type="dict"),
+        volumes=dict(type="bool", default=False),
+        volumes_filters=dict(type="dict"),
+        builder_cache=dict(type="bool", default=False),
+        builder_cache_all=dict(type="bool", default=False),
+        builder_cache_filters=dict(type="dict"),
+        builder_cache_keep_storage=dict(type="str"),
+        assume_deleted=dict(type="list", elements="str", default=[]),
     )
-    Pruner(module).run()
+    argument_spec.update(protection_argument_spec())
+    argument_spec.update(layer_cache_argument_spec())
+    Pruner(docker_module(argument_spec, supports_check_mode=True)).run()
 
 
 if __name__ == "__main__":

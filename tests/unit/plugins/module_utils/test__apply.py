@@ -7,9 +7,12 @@ import types
 import pytest
 from docker.errors import APIError
 
-from ansible_collections.reclaim.docker.plugins.module_utils._apply import apply_plan
+from ansible_collections.reclaim.docker.plugins.module_utils._apply import apply_plan, waves
+from ansible_collections.reclaim.docker.plugins.module_utils._model import Image, Snapshot
 
 IMAGE = "sha256:" + "a" * 64
+# Two images never inspected: each is one private layer of its Size.
+SNAPSHOT = Snapshot({}, [Image(IMAGE, size=100), Image("sha256:" + "b" * 64, size=50)], [])
 
 
 def api_error(status, explanation):
@@ -39,7 +42,7 @@ class StubAPI:
 
 def run(actions, answers):
     api = StubAPI(answers)
-    return apply_plan(types.SimpleNamespace(api=api), actions), api.calls
+    return apply_plan(types.SimpleNamespace(api=api), SNAPSHOT, actions), api.calls
 
 
 def delete(reference="lab/a:1"):
@@ -86,3 +89,32 @@ def test_force_untag_reports_whether_the_record_went():
     dropped, _calls = run([action], [[{"Untagged": "lab/a:1"}, {"Deleted": IMAGE}]])
     assert dropped[0]["record_deleted"] is True
     assert action["record_deleted"] is True  # the plan itself is not modified
+
+
+def test_no_answer_fails_the_action_and_later_waves_are_not_run():
+    other = dict(delete("lab/b:1"), image="sha256:" + "b" * 64)
+    later = dict(action="untag", reference="lab/b:2", image=other["image"], bytes=0, force=False)
+    outcomes, calls = run([delete(), other, later], [ConnectionError("connection reset"), [{"Deleted": other["image"]}]])
+    assert outcomes[0]["status"] == "failed" and "no answer" in outcomes[0]["engine_reason"]
+    assert outcomes[1]["status"] == "done"  # the same wave: it was already asked
+    assert outcomes[2]["status"] == "not_run" and len(calls) == 2
+
+
+def test_waves_keep_the_order_that_matters():
+    parent, child, other = ("sha256:" + c * 64 for c in "pco")
+    snapshot = Snapshot({}, [Image(parent), Image(child, parent_id=parent), Image(other)], [])
+    actions = [
+        dict(action="remove_container", container="x" * 64, image=child),
+        dict(action="untag", image=child, reference="lab/c:1"),
+        dict(action="delete_image", image=child, reference="lab/c:2"),
+        dict(action="delete_image", image=parent, reference=parent),
+        dict(action="delete_image", image=other, reference="lab/o:1"),
+        dict(action="remove_network", network="n"),
+        dict(action="prune_build_cache"),
+    ]
+    assert waves(snapshot, actions) == [0, 1, 2, 3, 0, 1, 4]
+
+
+def test_an_unknown_action_is_refused_before_any_call():
+    with pytest.raises(ValueError, match="unknown action"):
+        run([dict(action="format_disk", image=IMAGE)], [])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.reclaim.docker.plugins.module_utils._filters import Filters, Protection, label_matches
+from ansible_collections.reclaim.docker.plugins.module_utils._filters import Filters, Hold, Protection, label_matches
 from ansible_collections.reclaim.docker.plugins.module_utils._units import ValueProblem
 
 NOW = 1_800_000_000.0
@@ -45,12 +45,12 @@ def test_until_compares_creation_time():
     ("k=v", ["k=v"]), (["a", "b"], ["a", "b"]), ({"k=v": True, "x": False}, ["k=v"]),
 ])
 def test_value_forms(value, expected):
-    assert Filters("networks", {"label": value}, NOW).raw("label") == expected
+    assert Filters("networks", {"label": value}, NOW).all_of("label") == expected
 
 
 @pytest.mark.parametrize("value, expected", [(True, True), ("false", False), ("1", True), (False, False)])
 def test_boolean_keys(value, expected):
-    assert Filters("images", {"dangling": value}, NOW).get("dangling") is expected
+    assert Filters("images", {"dangling": value}, NOW).first("dangling") is expected
 
 
 @pytest.mark.parametrize("category, raw, fragment", [
@@ -70,11 +70,11 @@ def test_bad_filters_name_the_option(category, raw, fragment):
 
 def test_protection():
     protection = Protection({"references": ["registry.example.com/prod/*", "postgres:*"], "labels": ["keep"]}, "1h", NOW)
-    assert protection.reason({}, OLD, ["postgres:16"]) == "protected: postgres:16 matches postgres:*"
-    assert protection.reason({}, OLD, ["registry.example.com/prod/api:1"]).startswith("protected:")
-    assert protection.reason({"keep": "x"}, OLD) == "protected: label keep"
-    assert protection.reason({}, NEW).startswith("too young")
-    assert protection.reason({}, OLD, ["registry.example.com/dev/api:1"]) is None
+    assert protection.hold({}, OLD, ["postgres:16"]) == Hold("protected", "protected: postgres:16 matches postgres:*")
+    assert protection.hold({}, OLD, ["registry.example.com/prod/api:1"]).category == "protected"
+    assert str(protection.hold({"keep": "x"}, OLD)) == "protected: label keep"
+    assert protection.hold({}, NEW).category == "too_young"
+    assert protection.hold({}, OLD, ["registry.example.com/dev/api:1"]) is None
 
 
 def test_bad_protection():

@@ -48,7 +48,7 @@ def test_planned_bytes_equal_what_the_engine_freed(overlay, case):
     names = [short_id(ids[n[3:]]) if n.startswith("id:") else n for n in outcome["names"]]
     plan = plan_image_removal(snap, names, force=outcome["force"],
                               remove_stopped_containers=bool(outcome["containers"]))
-    assert plan.refusals == [] and plan.absent == [] and plan.orphaned == []
+    assert plan.refusals == [] and plan.not_found == [] and plan.orphaned == []
     assert plan.reclaimed_bytes == outcome["layers_size_drop"] + outcome["containers_size_rw"]
     removed = [a["name"] for a in plan.actions if a["action"] == "remove_container"]
     assert removed == outcome["containers"]
@@ -97,7 +97,7 @@ def test_two_tags_of_one_image_in_one_call(snap):
 def test_a_name_listed_twice_is_removed_once(snap):
     plan = plan_image_removal(snap, [P + "lab/d3:1", P + "lab/d3:1"])
     assert actions(plan) == [("delete_image", P + "lab/d3:1")]
-    assert plan.absent == [P + "lab/d3:1"]  # the second time it is already gone
+    assert plan.not_found == [P + "lab/d3:1"]  # the second time it is already gone
     assert plan.refusals == []
 
 
@@ -105,13 +105,13 @@ def test_an_image_named_by_tag_and_by_id_is_deleted_once(snap):
     image = by_tag(snap, P + "lab/d3:1")
     plan = plan_image_removal(snap, [P + "lab/d3:1", short_id(image.id)])
     assert [a["action"] for a in plan.actions] == ["delete_image"]
-    assert plan.absent == [short_id(image.id)]
+    assert plan.not_found == [short_id(image.id)]
 
 
 @pytest.mark.parametrize("name", [P + "lab/nope:1", "1", "12", "abcdef", "sha256:" + "f" * 64, "nope"])
 def test_absent(snap, name):
     plan = plan_image_removal(snap, [name], force=True, remove_stopped_containers=True)
-    assert plan.actions == [] and plan.refusals == [] and plan.absent == [name]
+    assert plan.actions == [] and plan.refusals == [] and plan.not_found == [name]
 
 
 def test_docker_io_names_resolve_like_the_cli():
@@ -282,7 +282,7 @@ CHAIN_SIZES = {"r": 100, "m": 20, "a": 3}
 ])
 def test_prune_of_untagged_parents(store, prune, deleted, freed):
     snap = make_snapshot(CHAIN, sizes=CHAIN_SIZES, store=store)
-    plan = plan_image_removal(snap, ["lab/app:1"], prune=prune)
+    plan = plan_image_removal(snap, ["lab/app:1"], prune_parents=prune)
     assert [a["image"] for a in plan.actions] == [hid(n) for n in deleted]
     assert all(a["action"] == "delete_image" for a in plan.actions)
     assert [a["bytes"] for a in plan.actions] == [{"app": 3, "mid": 20, "root": 100}[n] for n in deleted]
@@ -311,7 +311,7 @@ def test_prune_keeps_a_tagged_parent():
 @pytest.mark.parametrize("store, refused", [("overlay2", True), ("containerd", False)])
 def test_parent_with_a_child_is_refused_on_graphdriver_only(store, refused):
     snap = make_snapshot(CHAIN, sizes=CHAIN_SIZES, store=store)
-    plan = plan_image_removal(snap, [hid("mid")], force=True, prune=False)
+    plan = plan_image_removal(snap, [hid("mid")], force=True, prune_parents=False)
     if refused:
         assert plan.actions == [] and "child" in plan.refusals[0]["reason"]
         assert short_id(hid("app")) in plan.refusals[0]["reason"]
@@ -321,7 +321,7 @@ def test_parent_with_a_child_is_refused_on_graphdriver_only(store, refused):
 
 def test_child_then_parent_in_one_call_is_allowed():
     snap = make_snapshot(CHAIN, sizes=CHAIN_SIZES)
-    plan = plan_image_removal(snap, ["lab/app:1", hid("mid")], prune=False)
+    plan = plan_image_removal(snap, ["lab/app:1", hid("mid")], prune_parents=False)
     assert [a["image"] for a in plan.actions] == [hid("app"), hid("mid")] and plan.refusals == []
 
 
@@ -363,7 +363,7 @@ def test_unshared_platform_is_removed_without_force(c8d):
 ])
 def test_platform_absent(c8d, name, platform, absent):
     plan = plan_image_removal(c8d, [name], platform=platform)
-    assert plan.actions == [] and plan.absent == [absent]
+    assert plan.actions == [] and plan.not_found == [absent]
 
 
 # ---------------------------------------------------------------- a container orphaned by an earlier rmi -f

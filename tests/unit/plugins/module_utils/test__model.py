@@ -23,6 +23,7 @@ from ansible_collections.reclaim.docker.plugins.module_utils._model import (
     Snapshot,
     chain_ids,
     familiar_name,
+    freed_bytes,
     images_needing_layers,
     normalize_reference,
     repository_of,
@@ -258,22 +259,21 @@ def shared():
     (["k1", "d1", "d2", "d3", "d4", "r"], ["halted"], sum(SIZES.values()) + 77),  # base freed when nothing is left
 ])
 def test_freed_bytes(shared, deleted, removed, freed):
-    accounting = Accounting(shared)
     ctr = {c.name: c.id for c in shared.containers.values()}
-    assert accounting.freed_bytes({hid(d) for d in deleted}, {ctr[r] for r in removed}) == freed
+    assert freed_bytes(shared, {hid(d) for d in deleted}, {ctr[r] for r in removed}) == freed
 
 
 def test_incremental_accounting_counts_each_layer_once(shared):
     accounting = Accounting(shared)
     steps = [accounting.delete_image(hid(name)) for name in ("d3", "d4", "d1", "d2", "k1")]
     assert steps == [500, 2500 + 700, 2000, 1000, 3000 + 1500]
-    assert sum(steps) == accounting.freed_bytes()
+    assert sum(steps) == accounting.total
 
 
 def test_a_running_container_holds_layers_too(shared):
     snap = make_snapshot([("d", ["lab/d:1"], ["base", "d"], None)], containers=[("web", "d", "running", 5)],
                          sizes=SIZES)
-    assert Accounting(snap).freed_bytes({hid("d")}, set()) == 0
+    assert freed_bytes(snap, {hid("d")}) == 0
 
 
 def test_held_by_containers_only(shared):
@@ -283,7 +283,7 @@ def test_held_by_containers_only(shared):
 
 def test_an_image_without_layers_is_one_private_pseudo_layer_of_its_size():
     snap = Snapshot({}, [Image(hid("a"), size=1234), Image(hid("b"), size=99)], [])
-    assert Accounting(snap).freed_bytes({hid("a")}, set()) == 1234
+    assert freed_bytes(snap, {hid("a")}) == 1234
 
 
 @pytest.mark.parametrize("flavour", OVERLAY2)
@@ -291,7 +291,7 @@ def test_recorded_running_container_holds_its_image(flavour):
     snap = recorded(flavour)
     web = container_named(snap, "rec-web")
     assert web.running and web.image_id == by_tag(snap, PREFIX + "lab/run:1").id
-    assert Accounting(snap).freed_bytes({web.image_id}, set()) == 0
+    assert freed_bytes(snap, {web.image_id}) == 0
 
 
 def _needing_snapshot(with_orphan_holder):

@@ -85,7 +85,7 @@ def requests(draw, snapshot):
         candidates += [image.id, image.id[7:19], image.id[7:13]]
         candidates += ["docker.io/library/" + t for t in image.repo_tags if "/" not in t]
     names = draw(st.lists(st.sampled_from(candidates), min_size=1, max_size=6))
-    return dict(names=names, force=draw(st.booleans()), prune=draw(st.booleans()),
+    return dict(names=names, force=draw(st.booleans()), prune_parents=draw(st.booleans()),
                 remove_stopped_containers=draw(st.booleans()))
 
 
@@ -125,7 +125,7 @@ def plan_of(snapshot, request):
 
 
 def as_data(plan):
-    return (plan.actions, plan.refusals, plan.absent, plan.orphaned)
+    return (plan.actions, plan.refusals, plan.not_found, plan.orphaned)
 
 
 # ---------------------------------------------------------------- properties
@@ -221,7 +221,7 @@ def test_bytes_per_action_are_non_negative_and_untags_free_nothing(case):
 def test_every_name_gets_one_outcome_at_most(case):
     snapshot, request = case
     plan = plan_of(snapshot, request)
-    assert len(plan.refusals) + len(plan.absent) <= len(request["names"])
+    assert len(plan.refusals) + len(plan.not_found) <= len(request["names"])
     assert {r["name"] for r in plan.refusals} <= set(request["names"])
 
 

@@ -30,7 +30,7 @@ def prune_cases(draw):
 def plan_of(snapshot, options, assume_deleted=()):
     planner = PrunePlanner(snapshot, Protection({"labels": [options["protect_label"]] if options["protect_label"] else []},
                                                 None, NOW))
-    planner.assume_deleted(assume_deleted)
+    planner.images_left.assume_deleted(assume_deleted)
     if options["containers"]:
         planner.containers(Filters("containers", {}, NOW))
     planner.images(Filters("images", {"dangling": options["dangling"]}, NOW))

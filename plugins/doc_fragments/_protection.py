@@ -1,0 +1,34 @@
+# Copyright (c) reclaim.docker contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+# This doc fragment is PRIVATE to the collection: it can change at any time.
+
+from __future__ import annotations
+
+
+class ModuleDocFragment:
+    # protect and min_age, as _filters.protection_argument_spec() declares them.
+    DOCUMENTATION = r"""
+options:
+  protect:
+    description: What is never removed nor untagged, whatever else selects it.
+    type: dict
+    suboptions:
+      references:
+        description:
+          - Glob patterns on image references (C(repo:tag)), for example V(registry.example.com/prod/*) or V(postgres:*).
+        type: list
+        elements: str
+        default: []
+      labels:
+        description: C(KEY) or C(KEY=VALUE); protects the images, containers, networks and volumes that have it.
+        type: list
+        elements: str
+        default: []
+  min_age:
+    description:
+      - Nothing created less than this long ago is removed (for example images just built and not yet pushed). A Go
+        duration (V(1h), V(90m), V(720h)) or days and weeks (V(2d), V(1w)).
+    type: str
+"""

@@ -1,0 +1,100 @@
+# Copyright (c) reclaim.docker contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+# This module utility is PRIVATE to the collection: it can change at any time.
+
+"""The steps every module runs, once: connect, read a snapshot, plan and price it, apply, finish.
+
+Each module parses its own options, makes its own plan and result, and names its own problems; the steps here own
+the rest: engine errors while reading, the layer cache, check mode, the result keys every module returns
+(changed, reclaimed_bytes, actions) and the failure policy (a failed action, or a problem the module names, fails
+the task with every outcome still in the result).
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+from ansible_collections.reclaim.docker.plugins.module_utils._apply import apply_plan, took_effect
+from ansible_collections.reclaim.docker.plugins.module_utils._connection import APIError, DockerException, connect_module
+from ansible_collections.reclaim.docker.plugins.module_utils._layer_cache import LayerCache
+from ansible_collections.reclaim.docker.plugins.module_utils._snapshot import load_layers, read_snapshot
+
+NOT_DONE = ("failed", "not_run")
+
+
+def touched_images(snapshot, plan):
+    """The images a plan's actions delete or untag: the ones whose layers price it."""
+    return {a["image"] for a in plan.actions if a.get("image") in snapshot.images}
+
+
+def changed_something(action):
+    """Whether an action that took effect changed the engine (a build cache prune may find nothing to remove)."""
+    if action["action"] != "prune_build_cache":
+        return True
+    return bool(action["caches_deleted"]) if "caches_deleted" in action else action["records"] > 0
+
+
+def priced_plan(client, snapshot, make_plan, cache, priced_by=touched_images):
+    """MAKE_PLAN(snapshot), priced exactly: a first plan tells which images' layers matter (PRICED_BY), those
+    are loaded (CACHE first), and the plan is made again on them. Both passes are linear in the host's size."""
+    plan = make_plan(snapshot)
+    if load_layers(client, snapshot, priced_by(snapshot, plan), cache):
+        plan = make_plan(snapshot)
+    return plan
+
+
+class Pipeline:
+    def __init__(self, module):
+        self.module = module
+        self.client = connect_module(module)
+
+    @contextmanager
+    def reading(self):
+        """Engine errors while reading end the task with one message; nothing was changed yet."""
+        try:
+            yield
+        except APIError as exc:
+            self.module.fail_json(msg=f"Error reading engine state from {self.client.base_url}: {exc.explanation or exc}. "
+                                      "Nothing was changed.")
+        except (DockerException, OSError) as exc:
+            self.module.fail_json(msg=f"Error reading engine state from {self.client.base_url}: no answer ({exc}). "
+                                      "Nothing was changed.")
+
+    def snapshot(self, networks=False, volumes=False, build_cache=False):
+        with self.reading():
+            return read_snapshot(self.client, networks=networks, volumes=volumes, build_cache=build_cache)
+
+    def _layer_cache(self):
+        params = self.module.params
+        if not params["layer_cache"]:
+            return LayerCache(None)
+        return LayerCache.for_engine(params["layer_cache_dir"], self.client.info().get("ID") or self.client.base_url)
+
+    def plan(self, snapshot, make_plan, priced_by=touched_images):
+        """priced_plan() with the module's layer cache, saved afterwards (check mode too: it changes no engine state)."""
+        cache = self._layer_cache()
+        with self.reading():
+            plan = priced_plan(self.client, snapshot, make_plan, cache, priced_by)
+        cache.save(set(snapshot.images))
+        for problem in cache.problems:
+            self.module.warn(problem)
+        return plan
+
+    def apply(self, snapshot, plan):
+        """The plan's actions, executed unless in check mode (then they are the prediction)."""
+        if self.module.check_mode or not plan.actions:
+            return plan.actions
+        return apply_plan(self.client, snapshot, plan.actions)
+
+    def finish(self, actions, result, problems=(), failure="Could not complete"):
+        """Exit with RESULT and the common keys; fail, naming every problem, when an action failed or PROBLEMS."""
+        done = took_effect(actions)
+        result = dict(result, changed=any(changed_something(a) for a in done),
+                      reclaimed_bytes=sum(a["bytes"] for a in done), actions=actions)
+        problems = list(problems) + [f"{a.get('name') or a.get('reference') or a['action']}: {a['engine_reason']}"
+                                     for a in actions if a.get("status") in NOT_DONE]
+        if problems:
+            self.module.fail_json(msg=f"{failure}: " + "; ".join(problems), **result)
+        self.module.exit_json(**result)

@@ -1,0 +1,95 @@
+"""The linear accounting against its simple definition (accounting_oracle), on random layer graphs, and the bytes of
+a real run re-priced from the actions that took effect."""
+
+from __future__ import annotations
+
+import hashlib
+
+from accounting_oracle import OracleAccounting
+from hypothesis import given
+from hypothesis import strategies as st
+from test__plan_properties import SETTINGS, oracle_bytes, requests, snapshots
+
+from ansible_collections.reclaim.docker.plugins.module_utils._apply import reprice
+from ansible_collections.reclaim.docker.plugins.module_utils._image_plan import plan_image_removal
+from ansible_collections.reclaim.docker.plugins.module_utils._model import Accounting, Container, Image, Snapshot
+
+
+def _hex(seed):
+    return hashlib.sha256(seed.encode()).hexdigest()
+
+
+@st.composite
+def layer_graphs(draw):
+    """Images over a shared pool of layers (some never inspected: one pseudo-layer of their Size), containers of
+    listed images and of image records already gone (orphan holders), any of them removable in any order."""
+    pool = ["sha256:" + _hex(f"layer{i}") for i in range(draw(st.integers(1, 10)))]
+    sizes = {key: draw(st.integers(0, 5000)) for key in pool}
+    images, layers = [], {}
+    for i in range(draw(st.integers(0, 8))):
+        image_id = "sha256:" + _hex(f"image{i}")
+        images.append(Image(image_id, size=draw(st.integers(0, 3000))))
+        if draw(st.integers(0, 4)):
+            layers[image_id] = tuple(draw(st.lists(st.sampled_from(pool), min_size=1, max_size=5, unique=True)))
+    gone = ["sha256:" + _hex(f"gone{i}") for i in range(draw(st.integers(0, 2)))]
+    for image_id in gone:
+        layers[image_id] = tuple(draw(st.lists(st.sampled_from(pool), max_size=4, unique=True)))
+    holders = [i.id for i in images] + gone
+    containers = []
+    if holders:
+        for i in range(draw(st.integers(0, 5))):
+            containers.append(Container("c" * 63 + str(i), f"c{i}", draw(st.sampled_from(holders)),
+                                        size_rw=draw(st.integers(0, 100))))
+    snapshot = Snapshot({"image_store": "overlay2"}, images, containers, layers, sizes)
+    removals = draw(st.lists(st.one_of(
+        st.tuples(st.just("image"), st.sampled_from([i.id for i in images] or ["sha256:" + "0" * 64])),
+        st.tuples(st.just("container"), st.sampled_from([c.id for c in containers] or ["none"])),
+        st.tuples(st.just("held"), st.sampled_from([i.id for i in images] or ["sha256:" + "0" * 64])),
+    ), max_size=12))
+    return snapshot, removals
+
+
+@SETTINGS
+@given(layer_graphs())
+def test_every_step_frees_what_the_definition_says(case):
+    snapshot, removals = case
+    fast, oracle = Accounting(snapshot), OracleAccounting(snapshot)
+    for kind, target in removals:
+        if kind == "held":
+            if target in snapshot.images:
+                assert fast.held_by_containers_only(target) == oracle.held_by_containers_only(target)
+            continue
+        if kind == "image":
+            if target not in snapshot.images or target in oracle.deleted_images:
+                continue  # the planners delete listed images, each once
+            assert fast.delete_image(target) == oracle.delete_image(target)
+        else:
+            if target not in snapshot.containers or target in oracle.removed_containers:
+                continue
+            assert fast.remove_container(target) == oracle.remove_container(target)
+        assert fast.total == oracle.freed_bytes()
+
+
+@st.composite
+def plans_with_outcomes(draw):
+    snapshot = draw(snapshots())
+    request = draw(requests(snapshot))
+    plan = plan_image_removal(snapshot, **request)
+    done = [draw(st.booleans()) for _action in plan.actions]
+    return snapshot, plan, done
+
+
+@SETTINGS
+@given(plans_with_outcomes())
+def test_a_real_run_is_priced_by_what_took_effect(case):
+    """Any subset of a plan's actions failing: the bytes reported are the definition's for the subset that took
+    effect, and a skipped action leaves no layer counted by another."""
+    snapshot, plan, done = case
+    outcomes = [dict(action, status="done" if ok else "skipped", bytes=action["bytes"] if ok else 0)
+                for action, ok in zip(plan.actions, done)]
+    repriced = reprice(snapshot, outcomes)
+    effective = type(plan)()
+    effective.actions = [a for a in repriced if a["status"] == "done"]
+    assert sum(a["bytes"] for a in effective.actions) == oracle_bytes(snapshot, effective)
+    if all(done):
+        assert [a["bytes"] for a in repriced] == [a["bytes"] for a in plan.actions]
