@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import time
 from concurrent.futures import ThreadPoolExecutor
+from urllib.parse import quote
 
 from ansible_collections.reclaim.docker.plugins.module_utils._connection import APIError, DockerException
 from ansible_collections.reclaim.docker.plugins.module_utils._model import Accounting
@@ -32,7 +33,8 @@ APPLY_WORKERS = 4
 
 def _delete_image(client, action):
     # noprune: untagged parents are separate, planned actions (children first), never a side effect.
-    return client.api.remove_image(action["reference"], force=action["force"], noprune=True) or []
+    return client.request("DELETE", f"/images/{quote(action['reference'], safe='/:')}",
+                          {"force": int(action["force"]), "noprune": 1}) or []
 
 
 def _delete_platform(client, action):
@@ -40,11 +42,10 @@ def _delete_platform(client, action):
     wanted = {"os": parts[0], "architecture": parts[1]}
     if len(parts) > 2:
         wanted["variant"] = parts[2]
-    # The SDK has no platforms parameter. The engine demands force: the variant's content goes from
-    # every image that references it, which the planner checked.
-    response = client.api._delete(client.api._url("/images/{0}", action["reference"]),
-                                  params={"force": 1, "noprune": 1, "platforms": json.dumps(wanted)})
-    return client.api._result(response, json=True) or []
+    # The engine demands force: the variant's content goes from every image that references it, which the planner
+    # checked.
+    return client.request("DELETE", f"/images/{quote(action['reference'], safe='/:')}",
+                          {"force": 1, "noprune": 1, "platforms": json.dumps(wanted)}) or []
 
 
 def _prune_build_cache(client, action):
@@ -57,18 +58,15 @@ def _prune_build_cache(client, action):
 
 
 def _remove_container(client, action):
-    client.api.remove_container(action["container"], v=False, force=False)
-    return []
+    return client.request("DELETE", f"/containers/{action['container']}", {"v": 0, "force": 0}) or []
 
 
 def _remove_network(client, action):
-    client.api.remove_network(action["network"])
-    return []
+    return client.request("DELETE", f"/networks/{action['network']}") or []
 
 
 def _remove_volume(client, action):
-    client.api.remove_volume(action["volume"], force=False)
-    return []
+    return client.request("DELETE", f"/volumes/{quote(action['volume'], safe='')}", {"force": 0}) or []
 
 
 ENGINE_CALLS = {

@@ -16,6 +16,7 @@ import threading
 import time
 import traceback
 from concurrent.futures import ThreadPoolExecutor
+from urllib.parse import urlencode
 
 from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
 
@@ -193,6 +194,7 @@ class EngineClient:
         self.api_version = api.api_version
         self.engine_version = engine_version
         self._info = None
+        self._local = threading.local()
 
     def info(self):
         if self._info is None:
@@ -252,29 +254,34 @@ class EngineClient:
             time.sleep(pause)
         return self.get_json("/system/df", params)
 
+    def request(self, method, path, params=None):
+        """One Engine API call (PATH unversioned, its parts already quoted); the decoded JSON answer, or None when the
+        answer has no body. Raises APIError with the engine's status and message.
+
+        For the many small calls (per-image reads, per-item deletes): on a Unix socket they go over plain keep-alive
+        HTTP connections, one per thread, which costs a quarter of the SDK's time per call (measured: 0.28 ms against
+        1.2 ms on overlay2); other transports (TCP, TLS, SSH) go through the SDK's session.
+        """
+        if not self.base_url.startswith("unix://"):
+            send = {"GET": self.api._get, "DELETE": self.api._delete, "POST": self.api._post}[method]
+            response = send(self.api._url(path), params=params)
+            self.api._raise_for_status(response)
+            return response.json() if response.content else None
+        if not hasattr(self._local, "connection"):
+            self._local.connection = _UnixConnection(self.base_url[len("unix://"):], self.api.timeout)
+        query = urlencode(params or {})
+        return _call_over(self._local.connection, method, f"/v{self.api_version}{path}" + (f"?{query}" if query else ""))
 
     def get_json_many(self, paths, workers):
-        """GET each of PATHS, up to WORKERS at a time; the answers in order, None where the engine says 404.
+        """GET each of PATHS, up to WORKERS at a time; the answers in order, None where the engine says 404."""
+        def get(path):
+            try:
+                return self.request("GET", path)
+            except APIError as exc:
+                if exc.status_code == 404:
+                    return None
+                raise
 
-        Made for many small reads (per-image inspect and history): on a Unix socket they go over plain keep-alive
-        HTTP connections, one per worker, which costs a quarter of the SDK's time per call (measured: 0.28 ms against
-        1.2 ms on overlay2); other transports (TCP, TLS, SSH) go through the SDK.
-        """
-        if self.base_url.startswith("unix://"):
-            local = threading.local()
-
-            def get(path):
-                if not hasattr(local, "connection"):
-                    local.connection = _UnixConnection(self.base_url[len("unix://"):], self.api.timeout)
-                return _get_over(local.connection, f"/v{self.api_version}{path}")
-        else:
-            def get(path):
-                try:
-                    return self.get_json(path)
-                except APIError as exc:
-                    if exc.status_code == 404:
-                        return None
-                    raise
         if workers <= 1 or len(paths) <= 1:
             return [get(path) for path in paths]
         with ThreadPoolExecutor(max_workers=workers) as pool:
@@ -300,26 +307,26 @@ class _Status:
         self.reason = reason
 
 
-def _get_over(connection, url):
+def _call_over(connection, method, url):
     try:
-        connection.request("GET", url)
+        connection.request(method, url)
         response = connection.getresponse()
-        body = response.read()
-    except (http.client.HTTPException, OSError):
-        connection.close()  # a stale keep-alive connection: once more on a new one
-        connection.request("GET", url)
+    except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
+        if method != "GET":
+            raise  # a change is never sent twice
+        # The daemon closed an idle keep-alive connection: a read is asked once more, on a new one.
+        connection.close()
+        connection.request(method, url)
         response = connection.getresponse()
-        body = response.read()
-    if response.status == 404:
-        return None
+    body = response.read()
     if response.status >= 400:
         try:
             explanation = json.loads(body).get("message")
         except ValueError:
             explanation = body.decode("utf-8", "replace")
-        raise APIError(f"{response.status} {response.reason} for GET {url}", response=_Status(response.status, response.reason),
-                       explanation=explanation)
-    return json.loads(body)
+        raise APIError(f"{response.status} {response.reason} for {method} {url}",
+                       response=_Status(response.status, response.reason), explanation=explanation)
+    return json.loads(body) if body else None
 
 
 def _lost_snapshot_race(exc):

@@ -40,7 +40,7 @@ def summarize(df, usage_types):
         running = [c for c in containers if c.get("State") == "running"]
         size = sum(_known(c.get("SizeRw")) for c in containers)
         summary["containers"] = _usage(len(containers), len(running), size,
-                                          size - sum(_known(c.get("SizeRw")) for c in running))
+                                       size - sum(_known(c.get("SizeRw")) for c in running))
     if "volumes" in usage_types:
         volumes = df.get("Volumes") or []
         usage = [(v.get("UsageData") or {}) for v in volumes]

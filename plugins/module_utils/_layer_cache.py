@@ -223,13 +223,13 @@ class LayerCache:
         if not isinstance(data, dict):
             raise _Corrupt("it is not a JSON object")
         version = data.get("format")
-        if type(version) is not int or version != CACHE_FORMAT:
+        if not _is_int(version) or version != CACHE_FORMAT:
             raise _Corrupt(f"its format is {version!r}, this collection reads format {CACHE_FORMAT}")
         if self.engine_id is not None and data.get("engine_id") != self.engine_id:
             raise _Corrupt(f"it is for engine {data.get('engine_id')!r}, not {self.engine_id!r}")
         layers = data.get("layers")
         images = data.get("images")
-        if type(layers) is not dict or type(images) is not dict:
+        if not isinstance(layers, dict) or not isinstance(images, dict):
             raise _Corrupt("'layers' and 'images' are not both JSON objects")
         if not _all_digests(layers):
             chain = next(chain for chain in layers if not _is_digest(chain))
@@ -241,7 +241,7 @@ class LayerCache:
             image_id = next(image_id for image_id in images if not _is_digest(image_id))
             raise _Corrupt(f"image {_brief(image_id)} is not named by a digest")
         for image_id, chains in images.items():
-            if type(chains) is not list:
+            if not isinstance(chains, list):
                 raise _Corrupt(f"image {image_id} holds {_brief(chains)}, not a list of layers")
             try:
                 distinct = set(chains)
@@ -300,11 +300,15 @@ def _all_digests(values):
 
 
 def _is_digest(value):
-    return type(value) is str and DIGEST.match(value) is not None
+    return isinstance(value, str) and DIGEST.match(value) is not None
+
+
+def _is_int(value):
+    return isinstance(value, int) and not isinstance(value, bool)  # JSON true is no number
 
 
 def _is_size(value):
-    return type(value) is int and value >= 0
+    return _is_int(value) and value >= 0
 
 
 def _distrust(st, directory):

@@ -19,30 +19,28 @@ def api_error(status, explanation):
     return APIError(f"{status} Client Error", response=types.SimpleNamespace(status_code=status), explanation=explanation)
 
 
-class StubAPI:
-    """Answers DELETE calls from a script, and records every call made."""
+class StubClient:
+    """Answers engine calls from a script, and records every call made."""
 
     def __init__(self, answers):
         self.answers = list(answers)
         self.calls = []
 
-    def _answer(self, call):
-        self.calls.append(call)
+    def request(self, method, path, params=None):
+        self.calls.append((method, path, params))
         answer = self.answers.pop(0)
         if isinstance(answer, Exception):
             raise answer
         return answer
 
-    def remove_image(self, reference, force, noprune):
-        return self._answer(("remove_image", reference, force, noprune))
-
-    def remove_container(self, container, v, force):
-        return self._answer(("remove_container", container, v, force))
-
 
 def run(actions, answers):
-    api = StubAPI(answers)
-    return apply_plan(types.SimpleNamespace(api=api), SNAPSHOT, actions), api.calls
+    client = StubClient(answers)
+    return apply_plan(client, SNAPSHOT, actions), client.calls
+
+
+def deleted(reference):
+    return ("DELETE", f"/images/{reference}", {"force": 0, "noprune": 1})
 
 
 def delete(reference="lab/a:1"):
@@ -52,7 +50,7 @@ def delete(reference="lab/a:1"):
 def test_done_when_the_engine_deletes():
     outcomes, calls = run([delete()], [[{"Untagged": "lab/a:1"}, {"Deleted": IMAGE}]])
     assert outcomes[0]["status"] == "done" and outcomes[0]["bytes"] == 100
-    assert calls == [("remove_image", "lab/a:1", False, True)]  # never prune as a side effect
+    assert calls == [deleted("lab/a:1")]  # never prune as a side effect
 
 
 @pytest.mark.parametrize("status, explanation", [
@@ -67,7 +65,7 @@ def test_a_race_is_a_reported_skip_and_the_rest_still_runs(status, explanation):
     assert outcomes[0]["engine_status"] == status
     assert outcomes[1]["status"] == "done"
     # Nothing retried, nothing forced.
-    assert calls == [("remove_image", "lab/a:1", False, True), ("remove_image", "lab/b:1", False, True)]
+    assert calls == [deleted("lab/a:1"), deleted("lab/b:1")]
 
 
 def test_other_engine_errors_fail_the_action():

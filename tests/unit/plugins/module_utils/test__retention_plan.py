@@ -56,7 +56,7 @@ def test_max_age_overrides_keep_last_and_min_age_wins():
 
 def test_images_in_use_are_kept_whatever_the_policy():
     plan = plan_retention(snapshot_with_ages(APPS, containers=[("svc", "a1", "exited", 0)]),
-                             policy(keep_last=1, max_age=1 * DAY))
+                          policy(keep_last=1, max_age=1 * DAY))
     assert plan.kept[hid("a1")]["reason"] == "in_use"
     assert hid("a1") not in {a["image"] for a in plan.actions}
 
@@ -65,7 +65,7 @@ def test_pressure_evicts_least_recently_used_until_the_low_mark():
     snapshot = snapshot_with_ages(APPS, sizes={"a1": 5000, "a2": 3000, "a3": 4000, "two": 2000})
     used = 100_000
     plan = plan_retention(snapshot, policy(protect={"labels": ["keep"]},
-                                              pressure=dict(used=used, high=95_000, low=93_500, mark="test")))
+                                           pressure=dict(used=used, high=95_000, low=93_500, mark="test")))
     # LRU by creation: two (50 d, 2000), a1 (40 d, 5000): 7000 freed reaches 93,000 <= 93,500; a2 stays.
     evicted = [a["image"] for a in plan.actions if a["action"] == "delete_image"]
     assert evicted == [hid("two"), hid("a1")]
