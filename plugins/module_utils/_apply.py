@@ -89,22 +89,22 @@ def waves(snapshot, actions):
     containers_of_image = {}
     last_container_wave = -1
     for action in actions:
-        kind = action["action"]
-        if kind not in ENGINE_CALLS:
-            raise ValueError(f"unknown action {kind!r}")
-        if kind == "remove_container":
+        action_name = action["action"]
+        if action_name not in ENGINE_CALLS:
+            raise ValueError(f"unknown action {action_name!r}")
+        if action_name == "remove_container":
             wave = 0
             last_container_wave = 0
             containers_of_image[action["image"]] = 0
-        elif kind in IMAGE_ACTIONS:
+        elif action_name in IMAGE_ACTIONS:
             image = action["image"]
             after = [last_on_image.get(image, -1), containers_of_image.get(image, -1)]
             after += [deleted_in.get(child, -1) for child in snapshot.children_of(image)]
             wave = max(after) + 1
             last_on_image[image] = wave
-            if kind in ("delete_image", "force_untag"):
+            if action_name in ("delete_image", "force_untag"):
                 deleted_in[image] = wave
-        elif kind == "prune_build_cache":
+        elif action_name == "prune_build_cache":
             wave = max(result, default=-1) + 1
         else:
             wave = last_container_wave + 1
@@ -176,12 +176,12 @@ def reprice(snapshot, outcomes):
     for outcome in outcomes:
         if outcome.get("status", "done") != "done":
             continue
-        kind = outcome["action"]
-        if kind == "remove_container":
+        action_name = outcome["action"]
+        if action_name == "remove_container":
             outcome["bytes"] = accounting.remove_container(outcome["container"])
-        elif kind == "delete_image":
+        elif action_name == "delete_image":
             outcome["bytes"] = accounting.delete_image(outcome["image"])
-        elif kind == "force_untag" and outcome["record_deleted"]:
+        elif action_name == "force_untag" and outcome["record_deleted"]:
             # Its stopped containers keep every layer: the record goes, nothing is freed.
             accounting.delete_image(outcome["image"])
     return outcomes

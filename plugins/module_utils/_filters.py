@@ -14,6 +14,7 @@ Here several `label` all hold, several `label!` all hold, and `until` compares w
 from __future__ import annotations
 
 import fnmatch
+from collections import namedtuple
 
 from ansible_collections.reclaim.docker.plugins.module_utils._units import ValueProblem, parse_duration, parse_until
 
@@ -89,23 +90,14 @@ def label_matches(labels, expression):
     return not _sep or labels[key] == value
 
 
-class Hold:
-    """Why something must stay: a CATEGORY to count by (protected, too_young, in_use) and a sentence for people."""
+class Hold(namedtuple("Hold", ("category", "detail"))):
+    """Why something must stay: a CATEGORY to count by (protected, too_young, in_use) and DETAIL, the sentence for
+    people, which is also what str() gives."""
 
-    __slots__ = ("category", "detail")
-
-    def __init__(self, category, detail):
-        self.category = category
-        self.detail = detail
+    __slots__ = ()
 
     def __str__(self):
         return self.detail
-
-    def __eq__(self, other):
-        return isinstance(other, Hold) and (self.category, self.detail) == (other.category, other.detail)
-
-    def __repr__(self):
-        return f"Hold({self.category!r}, {self.detail!r})"
 
 
 def protection_argument_spec():

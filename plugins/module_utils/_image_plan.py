@@ -36,12 +36,12 @@ class ImageRemovalPlanner:
         if resolved is None or self.images.gone(resolved[1].id):
             self.plan.not_found.append(name)
             return
-        kind, image, reference = resolved
+        named_by, image, reference = resolved
         references = self.images.references[image.id]
-        if kind != "id" and reference not in references:
+        if named_by != "id" and reference not in references:
             self.plan.not_found.append(name)
             return
-        if kind != "id":
+        if named_by != "id":
             remaining = self.images.references_after_removing(image, reference)
             if remaining:
                 self.images.untag(image, reference, f"{reference} untagged: the image keeps {', '.join(sorted(remaining))}")
@@ -52,9 +52,9 @@ class ImageRemovalPlanner:
                                        f"({', '.join(sorted(references))}): name a tag, or set force: true "
                                        "to remove them all")
                 return
-        self._remove_image(name, kind, image, reference)
+        self._remove_image(name, named_by, image, reference)
 
-    def _remove_image(self, name, kind, image, reference):
+    def _remove_image(self, name, named_by, image, reference):
         containers = self.images.containers(image.id)
         running = [c for c in containers if c.running]
         if running:
@@ -72,7 +72,7 @@ class ImageRemovalPlanner:
                     self.images.remove_container(container, f"stopped container {container.describe()} uses image "
                                                             f"{short_id(image.id)} (remove_stopped_containers)")
             elif self.force:
-                self._force_untag(kind, image, reference, containers)
+                self._force_untag(named_by, image, reference, containers)
                 return
             else:
                 self.plan.refuse(name, f"image {short_id(image.id)} is used by stopped container(s) "
@@ -80,7 +80,7 @@ class ImageRemovalPlanner:
                                        "them first (force would only untag it and free nothing while the containers hold "
                                        "its layers)")
                 return
-        by_id = kind == "id"
+        by_id = named_by == "id"
         # By ID, several references need force (the daemon's "referenced in multiple repositories").
         self.images.delete(image, image.id if by_id else reference,
                            f"{'image ' + short_id(image.id) if by_id else reference} removed: no other reference, "
@@ -88,11 +88,11 @@ class ImageRemovalPlanner:
         if self.prune_parents:
             self.images.prune_parents(image)
 
-    def _force_untag(self, kind, image, reference, containers):
+    def _force_untag(self, named_by, image, reference, containers):
         """docker rmi -f on an image only stopped containers use: the engine untags (and on overlay2, or by ID, drops
         the image record) but the containers keep every layer. Reported as orphaned, not as freed."""
         held = self.images.accounting.held_by_containers_only(image.id)
-        by_id = kind == "id"
+        by_id = named_by == "id"
         untags = sorted(self.images.references[image.id]) if by_id else [reference]
         self.images.force_untag(image, untags, record_deleted=by_id or not self.snapshot.containerd_store,
                                 reference=image.id if by_id else reference,

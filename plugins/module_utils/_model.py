@@ -189,7 +189,7 @@ class Snapshot:
         return list(self._children_by_parent.get(image_id, ()))
 
     def resolve(self, reference):
-        """Find what REFERENCE names: (kind, image, normalized) with kind 'id', 'tag' or 'digest', or None."""
+        """Find what REFERENCE names: (named_by, image, normalized) with named_by 'id', 'tag' or 'digest', or None."""
         match = FULL_ID.match(reference)
         if match:
             image = self.images.get("sha256:" + match.group(1))

@@ -173,10 +173,14 @@ actions:
       description: Why this action is in the plan.
       type: str
     bytes:
-      description: Bytes this action frees, given the actions before it.
+      description:
+        - Bytes this action frees, given the actions before it. After a real run, priced from the actions that took
+          effect: a layer that a skipped action's image still holds is freed by none.
       type: int
     status:
-      description: After a real run, V(done), V(partial), V(skipped) (the engine said the world changed) or V(failed).
+      description:
+        - After a real run, V(done), V(partial), V(skipped) (the engine said the world changed), V(failed), or
+          V(not_run) (an earlier call got no answer from the engine, so later ones were not started).
       type: str
     engine_reason:
       description: The engine's message for a skipped or failed action.

@@ -184,7 +184,9 @@ usage_after:
   returned: always
   type: dict
 actions:
-  description: The ordered plan with reasons and bytes; after a real run, each with its status.
+  description:
+    - The ordered plan with reasons and bytes; after a real run, each with its status (V(done), V(partial), V(skipped),
+      V(failed) or V(not_run)) and its bytes priced from the actions that took effect.
   returned: always
   type: list
   elements: dict

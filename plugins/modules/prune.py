@@ -278,7 +278,9 @@ skipped_items:
   sample:
     - {type: image, id: "sha256:3f2a...", name: 3f2a9c1b7d0e, reason: "protected: label keep"}
 actions:
-  description: The ordered plan, each action with its reason, the bytes it frees and, after a real run, its status.
+  description:
+    - The ordered plan, each action with its reason, the bytes it frees and, after a real run, its status (V(done),
+      V(partial), V(skipped), V(failed) or V(not_run)) and its bytes priced from the actions that took effect.
   returned: always
   type: list
   elements: dict
@@ -359,11 +361,11 @@ class Pruner:
     def result(plan, actions):
         done = took_effect(actions)
 
-        def of(kind, key):
-            return [a[key] for a in done if a["action"] == kind]
+        def of(action_name, key):
+            return [a[key] for a in done if a["action"] == action_name]
 
-        def bytes_of(kind):
-            return sum(a["bytes"] for a in done if a["action"] == kind)
+        def bytes_of(action_name):
+            return sum(a["bytes"] for a in done if a["action"] == action_name)
 
         cache = next((a for a in actions if a["action"] == "prune_build_cache"), None)
         cache_done = cache if cache and cache.get("status", "done") == "done" else None

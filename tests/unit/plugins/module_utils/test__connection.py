@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import http.server
 import json
 import socket
+import socketserver
+import threading
 
 import docker
 import pytest
@@ -233,3 +236,72 @@ def test_system_df_sends_no_type_to_engines_before_api_1_42(no_pauses):
     client.api_version = "1.41"
     client.system_df(["image"])
     assert calls == [None]
+
+
+class _FakeEngine(http.server.BaseHTTPRequestHandler):
+    """Answers as the Engine API does: JSON, an empty 204, or an error with a JSON message."""
+
+    protocol_version = "HTTP/1.1"
+    calls = []
+
+    def _answer(self):
+        type(self).calls.append((self.command, self.path))
+        routes = {
+            ("GET", "/v1.41/images/sha256:aa/json"): (200, {"Id": "sha256:aa"}),
+            ("GET", "/v1.41/images/gone/json"): (404, {"message": "No such image: gone"}),
+            ("DELETE", "/v1.41/images/lab/a:1?force=0&noprune=1"): (200, [{"Untagged": "lab/a:1"}]),
+            ("DELETE", "/v1.41/images/lab/b:1?force=0&noprune=1"): (409, {"message": "conflict: image is in use"}),
+            ("DELETE", "/v1.41/containers/c1?v=0&force=0"): (204, None),
+        }
+        status, body = routes.get((self.command, self.path), (500, {"message": "unexpected"}))
+        data = json.dumps(body).encode() if body is not None else b""
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        self.wfile.write(data)
+
+    do_GET = do_DELETE = _answer
+
+    def log_message(self, *args):
+        pass
+
+
+class _UnixHTTPServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+    daemon_threads = True
+
+    def get_request(self):
+        request, _address = super().get_request()
+        return request, ("local", 0)
+
+
+def _serve(server):
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+@pytest.fixture(params=["unix", "tcp"])
+def fake_engine(request, tmp_path):
+    if request.param == "unix":
+        path = str(tmp_path / "docker.sock")
+        server = _serve(_UnixHTTPServer(path, _FakeEngine))
+        base_url = f"unix://{path}"
+    else:
+        server = _serve(http.server.ThreadingHTTPServer(("127.0.0.1", 0), _FakeEngine))
+        base_url = f"tcp://127.0.0.1:{server.server_address[1]}"
+    api = docker.APIClient(base_url=base_url, version="1.41", timeout=5)
+    yield conn.EngineClient(api, base_url, "20.10.0")
+    server.shutdown()
+    server.server_close()
+
+
+def test_request_gives_the_same_answers_on_every_transport(fake_engine):
+    """Plain HTTP on a Unix socket and the SDK elsewhere: the same JSON, the same errors."""
+    assert fake_engine.request("GET", "/images/sha256:aa/json") == {"Id": "sha256:aa"}
+    assert fake_engine.request("DELETE", "/images/lab/a:1", {"force": 0, "noprune": 1}) == [{"Untagged": "lab/a:1"}]
+    assert fake_engine.request("DELETE", "/containers/c1", {"v": 0, "force": 0}) is None
+    with pytest.raises(conn.APIError) as conflict:
+        fake_engine.request("DELETE", "/images/lab/b:1", {"force": 0, "noprune": 1})
+    assert conflict.value.status_code == 409 and conflict.value.explanation == "conflict: image is in use"
+    answers = fake_engine.get_json_many(["/images/sha256:aa/json", "/images/gone/json"] * 4, workers=4)
+    assert answers == [{"Id": "sha256:aa"}, None] * 4
