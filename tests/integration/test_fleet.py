@@ -4,6 +4,8 @@ run through ansible-runner (the runner AWX uses), as an operator's scheduled job
 from __future__ import annotations
 
 import json
+import os
+import re
 import sys
 
 import ansible_runner
@@ -50,14 +52,16 @@ def inventory(fleet):
                              "cleanup_retention": {"keep_last": 2}}}}
 
 
-def run_playbook(tmp_path, fleet, playbook, report_dir):
-    private = tmp_path / playbook
+def run_playbook(tmp_path, fleet, playbook, report_dir, hosts=None, env=None):
+    """PLAYBOOK through ansible-runner on the fleet (or on HOSTS, an inventory), with ENV added to the
+    environment; returns the runner's result, the JSON report and the artifacts."""
+    private = tmp_path / f"{playbook}-{report_dir.name}"
     (private / "inventory").mkdir(parents=True)
-    (private / "inventory" / "hosts.yml").write_text(yaml.safe_dump(inventory(fleet)))
+    (private / "inventory" / "hosts.yml").write_text(yaml.safe_dump(inventory(fleet) if hosts is None else hosts))
     result = ansible_runner.run(
         private_data_dir=str(private), playbook=f"reclaim.docker.{playbook}", quiet=True,
         extravars={"fleet_report_dir": str(report_dir)},
-        envvars=RUNNER_ENV,
+        envvars=dict(RUNNER_ENV, **(env or {})),
     )
     stats = [e for e in result.events if e.get("event") == "playbook_on_stats"]
     artifacts = stats[-1]["event_data"].get("artifact_data", {}) if stats else {}
@@ -131,3 +135,112 @@ def test_the_role_refuses_bad_values_before_anything_runs(ansible, tmp_path, var
     failed = [r for r in run.results if r["status"] == "failed"]
     assert len(failed) == 1 and "Validating arguments against arg spec" in failed[0]["task"], run.output
     assert fragment in failed[0]["result"]["msg"]
+
+
+# --- the role's settings, on one engine that only audits see (so it never changes) --------------------------------
+
+LONE = "lone1"
+# A layer big enough that freeing it moves the filesystem's used percent by 0.04 points or more (sized from the
+# filesystem under the engine's root dir), so a predicted used_percent that kept the old value cannot pass.
+PERCENT_STEP = 0.04
+RETENTION = [  # keep_last 1 of lab/app: app:4 stays as the newest; each older one shows one way to stay or go
+    {"name": f"app{n}", "tags": [f"lab/app:{n}"], "layers": [f"app{n}-own"], "created": f"202{n}-01-01T00:00:00Z",
+     "labels": {"hold": "yes"} if n == 2 else {}} for n in (1, 2, 3, 4)]
+
+
+def filesystem_capacity(path) -> int:
+    """used + free of the filesystem holding PATH, as disk_usage_info counts them (df's Use% denominator)."""
+    stats = os.statvfs(path)
+    return (stats.f_blocks - stats.f_bfree + stats.f_bavail) * stats.f_frsize
+
+
+@pytest.fixture(scope="module")
+def lone():
+    engine = engines.start("28.5", "fleet-lone")
+    big = int(filesystem_capacity(engine.data_root) * PERCENT_STEP / 100) + 1
+    built = {
+        "dangling": scenario.build(engine.docker_host, {"layers": {"big": big}, "images": [
+            {"name": "big", "tags": [], "layers": ["big"], "created": "2021-01-01T00:00:00Z"}]}, prefix="fs"),
+        "retention": scenario.build(engine.docker_host, {"images": RETENTION}, prefix="keep"),
+    }
+    yield engine, built
+    engines.stop(engine)
+
+
+def lone_inventory(engine, **host_vars):
+    host = dict({"cleanup_docker_host": engine.docker_host, "cleanup_profile": "conservative"}, **host_vars)
+    return {"all": {"children": {"docker_hosts": {"hosts": {LONE: host}}},
+                    "vars": {"ansible_connection": "local", "ansible_python_interpreter": sys.executable,
+                             "cleanup_min_age": "0s"}}}
+
+
+def audit_lone(tmp_path, engine, name, env=None, **host_vars):
+    before = scenario.fingerprint(engine.docker_host)
+    report_dir = tmp_path / name
+    result, report, _artifacts = run_playbook(tmp_path, None, "audit", report_dir,
+                                              hosts=lone_inventory(engine, **host_vars), env=env)
+    assert result.status == "successful", result.stdout.read()
+    assert scenario.fingerprint(engine.docker_host) == before, "the audit changed the engine"
+    return report["hosts"][LONE], report_dir
+
+
+def test_an_audit_predicts_the_filesystem_after_whole(tmp_path, lone):
+    engine, built = lone
+    host, report_dir = audit_lone(tmp_path, engine, "predicted")
+    assert host["status"] == "ok", host["error"]
+    assert built["dangling"].images["big"]["id"] in host["removed"]["images"]
+    before, after = host["usage_before"]["filesystem"], host["usage_after"]["filesystem"]
+    freed = host["reclaimed_bytes"]
+    assert freed >= built["dangling"].layers["big"]["size"]
+    assert after["used"] == before["used"] - freed and after["free"] == before["free"] + freed
+    assert after["total"] == before["total"] and after["path"] == before["path"]
+    # As disk_usage_info computes it (plugins/module_utils/_disk_usage.py filesystem_usage).
+    assert after["used_percent"] == round(100.0 * after["used"] / (after["used"] + after["free"]), 2)
+    assert before["used_percent"] - after["used_percent"] >= PERCENT_STEP / 2, (before, after)
+    assert host["usage_after"]["images_bytes"] == host["usage_before"]["images_bytes"] - freed
+
+    # The HTML report's "Disk before" and "Disk after" cells of the host.
+    html = (report_dir / "fleet-report.html").read_text()
+    row = re.search(rf'<tr data-host="{LONE}">(.*?)</tr>', html, re.S).group(1)
+    disk = re.findall(r'<td class="num">([0-9.]+)% of ', row)
+    assert disk == [str(before["used_percent"]), str(after["used_percent"])], row
+
+
+def test_tls_settings_set_to_false_win_over_the_environment(tmp_path, lone):
+    engine, _built = lone
+    # The environment asks for TLS, which a unix:// host cannot have: only the variables set to false make it work.
+    env = {"DOCKER_TLS": "1", "DOCKER_TLS_VERIFY": "1"}
+    host, _report_dir = audit_lone(tmp_path, engine, "tls-false", env=env, cleanup_tls=False,
+                                   cleanup_validate_certs=False)
+    assert host["status"] == "ok", host["error"]
+    # And the environment does apply when the variables are left null (the default).
+    host, _report_dir = audit_lone(tmp_path, engine, "tls-null", env=env)
+    assert host["status"] == "failed" and "tls" in host["error"].lower(), host
+
+
+def test_a_protect_in_the_retention_policy_adds_to_cleanup_protect(tmp_path, lone):
+    engine, built = lone
+    images = {name: image["id"] for name, image in built["retention"].images.items()}
+    host, _report_dir = audit_lone(
+        tmp_path, engine, "protect",
+        cleanup_protect={"references": [], "labels": ["hold=yes"]},
+        cleanup_retention={"keep_last": 1, "protect": {"references": ["keep/lab/app:1"]}})
+    assert host["status"] == "ok", host["error"]
+    removed = set(host["removed"]["images"])
+    assert images["app3"] in removed  # the policy itself applies
+    assert images["app1"] not in removed, "the policy's own protect was dropped"
+    assert images["app2"] not in removed, "cleanup_protect was dropped"
+    assert images["app4"] not in removed
+
+
+@pytest.mark.parametrize("playbook", ["audit", "cleanup"])
+def test_a_host_that_cannot_be_reached_is_reported_unreachable(tmp_path, playbook):
+    # An audit's probe does not connect (it is skipped in check mode): the host stops at its first engine read.
+    ghost = {"ansible_connection": "ssh", "ansible_host": "127.0.0.1", "ansible_port": 1, "ansible_user": "nobody",
+             "ansible_ssh_common_args": "-o ConnectTimeout=2 -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null"}
+    hosts = {"all": {"children": {"docker_hosts": {"hosts": {"ghost": ghost}}}}}
+    result, report, artifacts = run_playbook(tmp_path, None, playbook, tmp_path / "ghost", hosts=hosts,
+                                             env={"ANSIBLE_HOST_KEY_CHECKING": "False"})
+    assert report["hosts"]["ghost"]["status"] == "unreachable", result.stdout.read()
+    assert report["hosts"]["ghost"]["error"] == "unreachable: no result"
+    assert report["totals"]["unreachable"] == 1 and artifacts["reclaim_fleet_hosts"]["ghost"]["status"] == "unreachable"

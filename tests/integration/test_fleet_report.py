@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 from datetime import datetime
@@ -29,6 +30,8 @@ HOST_KEYS = {"status", "reclaimed_bytes", "profile", "removed", "usage_before", 
              "filesystem_delta_bytes", "skipped", "error"}
 REMOVED_KEYS = {"containers", "images", "untagged", "networks", "volumes", "build_cache_records"}
 ENV = dict(RUNNER_ENV, ANSIBLE_HOST_KEY_CHECKING="False")
+# A decimal unit name on a number: the reports count in powers of 1024, so they must say KiB, MiB, GiB.
+BYTE_UNITS_MISNAMED = re.compile(r"\d (?:KB|MB|GB|TB|Bytes)\b")
 
 
 def check_report(report_dir: Path, check: bool, prometheus: bool = True) -> dict:
@@ -64,12 +67,17 @@ def check_report(report_dir: Path, check: bool, prometheus: bool = True) -> dict
     markdown = (report_dir / "fleet-report.md").read_text()
     for name in HOSTS:
         assert f"| {name} | {EXPECTED_STATUS[name]} |" in markdown
-    assert "1.50 GB" in markdown
+    # Sizes for people in binary units, named as such: 1610612736 bytes are 1.50 GiB, never "1.50 GB".
+    assert "| 1.50 GiB |" in markdown and "1.50 GiB (1610612736 bytes)" in markdown
+    assert not BYTE_UNITS_MISNAMED.search(markdown), BYTE_UNITS_MISNAMED.findall(markdown)
     assert r"conflict \| image" in markdown  # a | in an error does not break the table
 
     html = (report_dir / "fleet-report.html").read_text()
     assert html.count('<rect class="bar"') == len(HOSTS)
     assert "<script" not in html and "http://" not in html.replace('xmlns="http://www.w3.org/2000/svg"', "")
+    assert '<td class="num">1.50 GiB</td>' in html and '<td class="num">4.00 GiB</td>' in html  # freed; images before
+    assert "50.0% of 100.00 GiB" in html  # Disk before: the filesystem's total
+    assert not BYTE_UNITS_MISNAMED.search(html), BYTE_UNITS_MISNAMED.findall(html)
 
     prom = report_dir / "fleet-report.prom"
     assert prom.exists() == prometheus
@@ -102,7 +110,8 @@ def test_ansible_playbook(tmp_path, check):
     check_report(folders[0], check, prometheus=not check)
 
     # The job output's table: one line per host, then the totals.
-    assert "TOTAL: 4 hosts, 2 ok, 1 failed, 1 unreachable, 1.50 GB" in output
+    assert "TOTAL: 4 hosts, 2 ok, 1 failed, 1 unreachable, 1.50 GiB" in output
+    assert not BYTE_UNITS_MISNAMED.search(output), BYTE_UNITS_MISNAMED.findall(output)
     for name in HOSTS:
         assert any(line.strip().strip('",').startswith(name + " ") for line in output.splitlines()), name
 
