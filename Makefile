@@ -77,8 +77,11 @@ lint: setup
 
 test: sanity lint unit integration
 
+# Without BENCH_ARGS: the full run (23 min on the 2-CPU project machine), which rewrites its block of docs/benchmarks.md.
+# Narrower, e.g.: make bench BENCH_ARGS="--images 100 --flavours 28.5 --tasks audit --runs 3" (add --docs to record it).
+BENCH_ARGS ?=
 bench: engines
-	$(PY) -m bench $(BENCH_ARGS)
+	$(PY) -m bench $(or $(strip $(BENCH_ARGS)),--docs)
 
 clean:
 	$(PY) -m harness stop-all || true
