@@ -175,7 +175,7 @@ actions:
     bytes:
       description:
         - Bytes this action frees, given the actions before it. After a real run, priced from the actions that took
-          effect: a layer that a skipped action's image still holds is freed by none.
+          effect, so a layer that a skipped action's image still holds is freed by none.
       type: int
     status:
       description:

@@ -423,7 +423,7 @@ def render(args):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--images", type=int, nargs="+", help="sizes for every flavour (default: 28.5 at 100 1000 "
                         "5000, the others at 1000)")
     parser.add_argument("--flavours", nargs="+", choices=engines.FLAVOURS, default=["28.5", "28.5-containerd"])

@@ -32,6 +32,7 @@ from __future__ import annotations
 import collections
 import concurrent.futures
 import dataclasses
+import contextlib
 import datetime
 import hashlib
 import io
@@ -505,15 +506,27 @@ def teardown(docker_host: str, scenario: Scenario):
 
 
 def fingerprint(docker_host: str) -> dict:
-    """A stable summary of the engine's objects: equal before and after a run that changed nothing."""
+    """A stable summary of the engine's objects (images with tags and digests, containers with states, networks,
+    volumes, build cache records): equal before and after a run that changed nothing."""
     api = client(docker_host)
     return {
-        "images": {i["Id"]: sorted(t for t in i.get("RepoTags") or [] if t != "<none>:<none>")
+        "images": {i["Id"]: {"tags": sorted(t for t in i.get("RepoTags") or [] if t != "<none>:<none>"),
+                             "digests": sorted(d for d in i.get("RepoDigests") or [] if d != "<none>@<none>")}
                    for i in api.images(all=True)},
         "containers": {c["Id"]: {"image": c["ImageID"], "state": c["State"]} for c in api.containers(all=True)},
         "networks": {n["Id"]: {"name": n["Name"], "labels": n.get("Labels") or {}} for n in api.networks()},
         "volumes": {v["Name"]: v.get("Labels") or {} for v in api.volumes().get("Volumes") or []},
+        "build_cache": sorted(r["ID"] for r in system_df(docker_host).get("BuildCache") or []),
     }
+
+
+@contextlib.contextmanager
+def unchanged(*docker_hosts: str, what: str = "check mode"):
+    """Assert that the block changes nothing on any of DOCKER_HOSTS: every check-mode run is wrapped in this."""
+    before = {host: fingerprint(host) for host in docker_hosts}
+    yield
+    for host in docker_hosts:
+        assert fingerprint(host) == before[host], f"{what} changed the engine at {host}"
 
 
 def realistic_mix(seed: int = 0, n_images: int = 24, today: datetime.date | None = None) -> dict:
