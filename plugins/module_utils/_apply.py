@@ -17,6 +17,7 @@ they use, build cache last.
 from __future__ import annotations
 
 import json
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import quote
@@ -150,29 +151,108 @@ def _apply_one(client, action):
 
 
 def apply_plan(client, snapshot, actions, workers=APPLY_WORKERS):
-    """Execute ACTIONS; return them in plan order, annotated with status done, skipped, partial, failed or not_run
-    (after an action got no answer from the engine, later waves are not started), and priced by what took effect."""
+    """Execute ACTIONS; return them in plan order, annotated with status done, skipped, partial, failed or not_run,
+    and priced by what took effect. After a failure (the engine's error or no answer) no further call is started:
+    the calls already under way finish, the rest are not_run, and a call that got no answer is checked afterwards."""
     plan_waves = waves(snapshot, actions)
+    halted = threading.Event()
+
+    def run(i):
+        if halted.is_set():
+            return dict(actions[i], status="not_run", bytes=0, engine_reason="not attempted: an earlier call failed")
+        outcome = _apply_one(client, actions[i])
+        if outcome["status"] == "failed":
+            halted.set()
+        return outcome
+
     outcomes = [None] * len(actions)
-    lost_contact = False
     with ThreadPoolExecutor(max_workers=max(workers, 1)) as pool:
         for wave in range(max(plan_waves, default=-1) + 1):
             indices = [i for i, w in enumerate(plan_waves) if w == wave]
-            if lost_contact:
-                for i in indices:
-                    outcomes[i] = dict(actions[i], status="not_run", bytes=0,
-                                       engine_reason="not attempted: an earlier call got no answer from the engine")
-                continue
-            for i, outcome in zip(indices, pool.map(lambda i: _apply_one(client, actions[i]), indices)):
+            for i, outcome in zip(indices, pool.map(run, indices)):
                 outcomes[i] = outcome
-                lost_contact = lost_contact or outcome["status"] == "failed" and outcome["engine_status"] is None
-    return reprice(snapshot, outcomes)
+    for outcome in outcomes:
+        if outcome["status"] == "failed" and outcome["engine_status"] is None:
+            _check_unanswered(client, outcome)
+    return reprice(snapshot, outcomes, _gone_before(client, outcomes))
 
 
-def reprice(snapshot, outcomes):
+def _gone_before(client, outcomes):
+    """The images and containers that a 404 showed someone else removed first. Their layers are held by nobody
+    since, so another action's removal frees them (a 404 for a tag may leave the image: that one is asked)."""
+    gone = set()
+    for outcome in outcomes:
+        if outcome["status"] != "skipped" or outcome["engine_status"] != 404:
+            continue
+        if outcome["action"] == "remove_container":
+            gone.add(outcome["container"])
+        elif outcome["action"] in ("delete_image", "force_untag") and _image_gone(client, outcome["image"]):
+            gone.add(outcome["image"])
+    return gone
+
+
+# What an action removes, and how to ask whether it is still there: the path, and the image ID it must still
+# resolve to (an untagged reference may name another image afterwards).
+def _removed_object(outcome):
+    action_name = outcome["action"]
+    if action_name in ("delete_image", "force_untag", "untag"):
+        reference = outcome["image"] if action_name == "delete_image" else outcome["reference"]
+        return f"/images/{quote(reference, safe='/:')}/json", outcome["image"]
+    if action_name == "remove_container":
+        return f"/containers/{outcome['container']}/json", None
+    if action_name == "remove_network":
+        return f"/networks/{outcome['network']}", None
+    if action_name == "remove_volume":
+        return f"/volumes/{quote(outcome['volume'], safe='')}", None
+    return None, None  # a platform's content or build cache records: no single object to ask about
+
+
+def _check_unanswered(client, outcome):
+    """A call that got no answer may still have taken effect (a slow engine answers after our timeout): ask whether
+    its object is still there, and report what was found."""
+    path, image_id = _removed_object(outcome)
+    if path is None:
+        outcome["engine_reason"] += "; whether it took effect is unknown"
+        return
+    try:
+        found = client.request("GET", path)
+    except APIError as exc:
+        if exc.status_code != 404:
+            outcome["engine_reason"] += f"; whether it took effect is unknown ({exc.explanation or exc})"
+            return
+        found = None
+    except (DockerException, OSError):
+        outcome["engine_reason"] += "; whether it took effect is unknown: the engine still gives no answer"
+        return
+    if found is not None and (image_id is None or found.get("Id") == image_id):
+        outcome["engine_reason"] += "; it had not taken effect when checked afterwards"
+        return
+    outcome.update(status="done", engine_reason=outcome["engine_reason"] + "; it had taken effect when checked "
+                                                                            "afterwards")
+    if outcome["action"] == "force_untag":
+        outcome["record_deleted"] = _image_gone(client, outcome["image"])
+
+
+def _image_gone(client, image_id):
+    try:
+        client.request("GET", f"/images/{image_id}/json")
+    except APIError as exc:
+        return exc.status_code == 404
+    except (DockerException, OSError):
+        return False  # unknown: it priced as kept, which never overstates what was freed
+    return False
+
+
+def reprice(snapshot, outcomes, gone_before=frozenset()):
     """The bytes of each action that took effect, by the plan's own accounting replayed over those actions alone:
-    a layer an action that did not happen still holds is freed by nobody."""
+    a layer an action that did not happen still holds is freed by nobody. GONE_BEFORE (image and container IDs)
+    were removed by someone else before the apply: they hold nothing, and free nothing of ours."""
     accounting = Accounting(snapshot)
+    for object_id in sorted(gone_before):
+        if object_id in snapshot.images:
+            accounting.delete_image(object_id)
+        else:
+            accounting.remove_container(object_id)
     for outcome in outcomes:
         if outcome.get("status", "done") != "done":
             continue

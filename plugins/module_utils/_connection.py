@@ -307,26 +307,40 @@ class _Status:
         self.reason = reason
 
 
-def _call_over(connection, method, url):
+def _send(connection, method, url):
     try:
         connection.request(method, url)
-        response = connection.getresponse()
+        return connection.getresponse()
     except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
         if method != "GET":
             raise  # a change is never sent twice
         # The daemon closed an idle keep-alive connection: a read is asked once more, on a new one.
         connection.close()
         connection.request(method, url)
-        response = connection.getresponse()
-    body = response.read()
+        return connection.getresponse()
+
+
+def _call_over(connection, method, url):
+    try:
+        response = _send(connection, method, url)
+        body = response.read()
+    except (OSError, http.client.HTTPException) as exc:
+        # Mid-call (a timeout, a reset): the connection's state is unknown, so the next call starts on a new one.
+        connection.close()
+        if isinstance(exc, OSError):
+            raise
+        raise ConnectionError(f"a malformed answer from the engine ({exc!r})") from exc
     if response.status >= 400:
         try:
             explanation = json.loads(body).get("message")
-        except ValueError:
+        except (ValueError, AttributeError):  # not JSON, or not an object
             explanation = body.decode("utf-8", "replace")
         raise APIError(f"{response.status} {response.reason} for {method} {url}",
                        response=_Status(response.status, response.reason), explanation=explanation)
-    return json.loads(body) if body else None
+    try:
+        return json.loads(body) if body else None
+    except ValueError as exc:
+        raise ConnectionError(f"a malformed answer from the engine ({exc})") from exc
 
 
 def _lost_snapshot_race(exc):

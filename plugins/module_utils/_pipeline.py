@@ -21,9 +21,6 @@ from ansible_collections.reclaim.docker.plugins.module_utils._connection import 
 from ansible_collections.reclaim.docker.plugins.module_utils._layer_cache import LayerCache
 from ansible_collections.reclaim.docker.plugins.module_utils._snapshot import load_layers, read_snapshot
 
-NOT_DONE = ("failed", "not_run")
-
-
 def touched_images(snapshot, plan):
     """The images a plan's actions delete or untag: the ones whose layers price it."""
     return {a["image"] for a in plan.actions if a.get("image") in snapshot.images}
@@ -89,12 +86,27 @@ class Pipeline:
         return apply_plan(self.client, snapshot, plan.actions)
 
     def finish(self, actions, result, problems=(), failure="Could not complete"):
-        """Exit with RESULT and the common keys; fail, naming every problem, when an action failed or PROBLEMS."""
+        """Exit with RESULT and the common keys; fail, naming every problem, when an action failed or PROBLEMS.
+        A failure during apply says what took effect (those actions keep their bytes in the result) and what not."""
         done = took_effect(actions)
         result = dict(result, changed=any(changed_something(a) for a in done),
                       reclaimed_bytes=sum(a["bytes"] for a in done), actions=actions)
-        problems = list(problems) + [f"{a.get('name') or a.get('reference') or a['action']}: {a['engine_reason']}"
-                                     for a in actions if a.get("status") in NOT_DONE]
+        problems = list(problems) + [f"{action_label(a)}: {a['engine_reason']}"
+                                     for a in actions if a.get("status") == "failed"]
+        not_run = sum(a.get("status") == "not_run" for a in actions)
+        if not_run:
+            # What stopped the run may be a call found done afterwards (a slow engine): it is named too.
+            problems += [f"{action_label(a)}: {a['engine_reason']}" for a in actions
+                         if a.get("status") == "done" and "engine_status" in a]
+            problems.append(f"{not_run} more action(s) not started after that (status not_run)")
         if problems:
-            self.module.fail_json(msg=f"{failure}: " + "; ".join(problems), **result)
+            stopped = any(a.get("status") in ("failed", "not_run") for a in actions)
+            progress = (f" ({len(done)} of {len(actions)} actions took effect, freeing {result['reclaimed_bytes']} "
+                        "bytes: see actions; a rerun plans the rest afresh)" if stopped else "")
+            self.module.fail_json(msg=f"{failure}{progress}: " + "; ".join(problems), **result)
         self.module.exit_json(**result)
+
+
+def action_label(action):
+    """How a message names an action's object."""
+    return action.get("name") or action.get("reference") or action.get("container") or action["action"]

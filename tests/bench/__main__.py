@@ -6,7 +6,7 @@ base layer and one layer per repository, 30% dangling, 6% of N as containers (ha
 its own process: the CLI as `docker ...` (the engine's own version), modules as `python MODULE.py ARGS.json` (how
 Ansible runs them on the target, without the controller's start-up, the same for every module). Runs alternate
 between the contenders of a task, in a rotating order. Each run talks to the daemon through a counting proxy (a unix
-socket forwarding both ways, see proxy.py) that gives its request count; GNU time gives its peak RSS; a run that
+socket forwarding both ways, see harness/proxy.py) that gives its request count; GNU time gives its peak RSS; a run that
 changes the engine starts from the same state, reloaded (`scenario.reload_images`) and checked equal.
 
 Tasks:
@@ -45,8 +45,8 @@ from pathlib import Path
 import docker
 
 from bench import report
-from bench.proxy import CountingProxy
 from harness import engines, scenario
+from harness.proxy import CountingProxy
 
 ROOT = Path(__file__).resolve().parents[2]
 COLLECTIONS = ROOT / ".collections"

@@ -34,9 +34,9 @@ class StubClient:
         return answer
 
 
-def run(actions, answers):
+def run(actions, answers, workers=1):
     client = StubClient(answers)
-    return apply_plan(client, SNAPSHOT, actions), client.calls
+    return apply_plan(client, SNAPSHOT, actions, workers=workers), client.calls
 
 
 def deleted(reference):
@@ -59,18 +59,24 @@ def test_done_when_the_engine_deletes():
 ])
 def test_a_race_is_a_reported_skip_and_the_rest_still_runs(status, explanation):
     second = delete("lab/b:1")
-    outcomes, calls = run([delete(), second], [api_error(status, explanation), [{"Deleted": IMAGE}]])
+    # After a 404 for a tag, whether the image itself is gone decides how the rest is priced: it is asked.
+    asked = [api_error(404, f"No such image: {IMAGE}")] if status == 404 else []
+    outcomes, calls = run([delete(), second], [api_error(status, explanation), [{"Deleted": IMAGE}]] + asked)
     assert outcomes[0]["status"] == "skipped"
     assert outcomes[0]["bytes"] == 0 and outcomes[0]["engine_reason"] == explanation
     assert outcomes[0]["engine_status"] == status
     assert outcomes[1]["status"] == "done"
     # Nothing retried, nothing forced.
-    assert calls == [deleted("lab/a:1"), deleted("lab/b:1")]
+    assert calls[:2] == [deleted("lab/a:1"), deleted("lab/b:1")]
+    assert calls[2:] == ([("GET", f"/images/{IMAGE}/json", None)] if asked else [])
 
 
-def test_other_engine_errors_fail_the_action():
-    outcomes, _calls = run([delete()], [api_error(500, "driver failed")])
+def test_an_engine_error_fails_the_action_and_nothing_more_is_started():
+    other = dict(delete("lab/b:1"), image="sha256:" + "b" * 64)
+    outcomes, calls = run([delete(), other], [api_error(500, "driver failed")])
     assert outcomes[0]["status"] == "failed" and outcomes[0]["bytes"] == 0
+    assert outcomes[1]["status"] == "not_run" and outcomes[1]["bytes"] == 0
+    assert calls == [deleted("lab/a:1")]  # an engine error is an answer: nothing to check afterwards
 
 
 def test_an_untag_where_a_delete_was_planned_frees_nothing():
@@ -89,13 +95,28 @@ def test_force_untag_reports_whether_the_record_went():
     assert action["record_deleted"] is True  # the plan itself is not modified
 
 
-def test_no_answer_fails_the_action_and_later_waves_are_not_run():
+def test_no_answer_fails_the_action_and_nothing_more_is_started():
     other = dict(delete("lab/b:1"), image="sha256:" + "b" * 64)
     later = dict(action="untag", reference="lab/b:2", image=other["image"], bytes=0, force=False)
-    outcomes, calls = run([delete(), other, later], [ConnectionError("connection reset"), [{"Deleted": other["image"]}]])
+    still_there = {"Id": IMAGE}
+    outcomes, calls = run([delete(), other, later], [ConnectionError("connection reset"), still_there])
     assert outcomes[0]["status"] == "failed" and "no answer" in outcomes[0]["engine_reason"]
-    assert outcomes[1]["status"] == "done"  # the same wave: it was already asked
-    assert outcomes[2]["status"] == "not_run" and len(calls) == 2
+    assert "had not taken effect" in outcomes[0]["engine_reason"]
+    assert [o["status"] for o in outcomes[1:]] == ["not_run", "not_run"]
+    assert calls == [deleted("lab/a:1"), ("GET", f"/images/{IMAGE}/json", None)]
+
+
+def test_a_call_without_an_answer_that_took_effect_is_done_and_priced():
+    gone = api_error(404, f"No such image: {IMAGE}")
+    outcomes, _calls = run([delete()], [TimeoutError("timed out"), gone])
+    assert outcomes[0]["status"] == "done" and outcomes[0]["bytes"] == 100
+    assert "had taken effect when checked afterwards" in outcomes[0]["engine_reason"]
+
+
+def test_a_call_without_an_answer_on_an_engine_still_silent_is_unknown():
+    outcomes, _calls = run([delete()], [TimeoutError("timed out"), ConnectionRefusedError("refused")])
+    assert outcomes[0]["status"] == "failed" and outcomes[0]["bytes"] == 0
+    assert "whether it took effect is unknown" in outcomes[0]["engine_reason"]
 
 
 def test_waves_keep_the_order_that_matters():

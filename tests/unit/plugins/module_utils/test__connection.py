@@ -7,6 +7,7 @@ import json
 import socket
 import socketserver
 import threading
+import time
 
 import docker
 import pytest
@@ -253,13 +254,22 @@ class _FakeEngine(http.server.BaseHTTPRequestHandler):
             ("DELETE", "/v1.41/images/lab/b:1?force=0&noprune=1"): (409, {"message": "conflict: image is in use"}),
             ("DELETE", "/v1.41/containers/c1?v=0&force=0"): (204, None),
         }
+        if self.path.startswith("/v1.41/images/slow"):
+            time.sleep(1)  # past the client's timeout
+        if self.path.startswith("/v1.41/images/garbled"):
+            self.wfile.write(b"not HTTP at all\r\n\r\n")
+            self.close_connection = True
+            return
         status, body = routes.get((self.command, self.path), (500, {"message": "unexpected"}))
         data = json.dumps(body).encode() if body is not None else b""
-        self.send_response(status)
-        self.send_header("Content-Length", str(len(data)))
-        self.send_header("Content-Type", "application/json")
-        self.end_headers()
-        self.wfile.write(data)
+        try:
+            self.send_response(status)
+            self.send_header("Content-Length", str(len(data)))
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(data)
+        except BrokenPipeError:
+            pass  # the client gave up waiting (the slow route)
 
     do_GET = do_DELETE = _answer
 
@@ -305,3 +315,13 @@ def test_request_gives_the_same_answers_on_every_transport(fake_engine):
     assert conflict.value.status_code == 409 and conflict.value.explanation == "conflict: image is in use"
     answers = fake_engine.get_json_many(["/images/sha256:aa/json", "/images/gone/json"] * 4, workers=4)
     assert answers == [{"Id": "sha256:aa"}, None] * 4
+
+
+def test_a_call_without_an_answer_is_an_oserror_and_the_next_call_starts_afresh(fake_engine):
+    """A timeout or a garbled answer mid-call leaves no half-read connection behind for the next call."""
+    fake_engine.api.timeout = 0.3
+    with pytest.raises(OSError):
+        fake_engine.request("DELETE", "/images/slow", {"force": 0, "noprune": 1})
+    with pytest.raises(OSError):
+        fake_engine.request("GET", "/images/garbled/json")
+    assert fake_engine.request("GET", "/images/sha256:aa/json") == {"Id": "sha256:aa"}

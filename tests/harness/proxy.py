@@ -1,5 +1,6 @@
-"""A counting proxy: a unix socket between a contender and the Docker daemon that forwards bytes both ways and counts
-the HTTP requests the contender sends, by endpoint.
+"""A counting proxy: a unix socket between a client and the Docker daemon that forwards bytes both ways and counts
+the HTTP requests the client sends, by endpoint. The benchmarks count with it; the fault tests give it ON_REQUEST,
+which sees each request before the daemon does: it may stop the daemon, or hold the daemon's answer back.
 
 Threads only, all of them daemons: the proxy ends with the bench's process whatever happens, and `close()` (or the
 end of a `with` block) stops it earlier and removes its socket. Requests are counted by parsing the client's stream
@@ -10,10 +11,12 @@ exec) is forwarded as it is from then on.
 from __future__ import annotations
 
 import collections
+import functools
 import os
 import re
 import socket
 import threading
+import time
 
 _VERSION = re.compile(r"^/v\d+\.\d+")
 # Path segments that name one object: the counts are kept per endpoint, not per object.
@@ -109,8 +112,11 @@ class _RequestCounter:
 class CountingProxy:
     """Listen on PATH and forward every connection to the daemon's unix socket UPSTREAM, counting requests."""
 
-    def __init__(self, path, upstream):
+    def __init__(self, path, upstream, on_request=None):
+        """ON_REQUEST(method, target), called before a request is forwarded, may return the seconds for which the
+        daemon's answer to it is held back (a slow daemon)."""
         self.path, self.upstream = str(path), str(upstream)
+        self.on_request = on_request
         self.lock = threading.Lock()
         self.requests = collections.Counter()
         self._conns = set()
@@ -131,9 +137,12 @@ class CountingProxy:
             counts, self.requests = self.requests, collections.Counter()
         return counts
 
-    def _count(self, method, target):
+    def _count(self, method, target, held):
         with self.lock:
             self.requests[endpoint(method, target)] += 1
+        delay = self.on_request(method, target) if self.on_request else None
+        if delay:
+            held.append(time.monotonic() + delay)
 
     def _accept(self):
         while True:
@@ -149,18 +158,21 @@ class CountingProxy:
                 continue
             with self.lock:
                 self._conns.update((client, upstream))
-            parser = _RequestCounter(self._count)
+            held = []  # until when the daemon's next answer on this connection is held back
+            parser = _RequestCounter(functools.partial(self._count, held=held))
             threading.Thread(target=self._pipe, args=(client, upstream, parser.feed), daemon=True).start()
-            threading.Thread(target=self._pipe, args=(upstream, client, None), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(upstream, client, None, held), daemon=True).start()
 
-    def _pipe(self, source, sink, observe):
+    def _pipe(self, source, sink, observe, held=None):
         try:
             while True:
                 data = source.recv(65536)
                 if not data:
                     break
                 if observe is not None:
-                    observe(data)  # before forwarding: counted by the time the contender has its answer
+                    observe(data)  # before forwarding: counted by the time the client has its answer
+                while held:
+                    time.sleep(max(held.pop(0) - time.monotonic(), 0))
                 sink.sendall(data)
         except OSError:
             pass
