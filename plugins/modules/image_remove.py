@@ -180,10 +180,11 @@ actions:
     status:
       description:
         - After a real run, V(done), V(partial), V(skipped) (the engine said the world changed), V(failed), or
-          V(not_run) (an earlier call got no answer from the engine, so later ones were not started).
+          V(not_run) (an earlier call failed, so no later one was started).
+        - A call that got no answer in O(timeout) is checked afterwards; V(done) if its object was gone by then.
       type: str
     engine_reason:
-      description: The engine's message for a skipped or failed action.
+      description: The engine's message for a skipped or failed action, or what a check found after no answer.
       type: str
   sample:
     - action: delete_image
