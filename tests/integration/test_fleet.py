@@ -52,16 +52,17 @@ def inventory(fleet):
                              "cleanup_retention": {"keep_last": 2}}}}
 
 
-def run_playbook(tmp_path, fleet, playbook, report_dir, hosts=None, env=None):
+def run_playbook(tmp_path, fleet, playbook, report_dir, hosts=None, env=None, cmdline=None):
     """PLAYBOOK through ansible-runner on the fleet (or on HOSTS, an inventory), with ENV added to the
-    environment; returns the runner's result, the JSON report and the artifacts."""
+    environment and CMDLINE added to ansible-playbook's; returns the runner's result, the JSON report and the
+    artifacts."""
     private = tmp_path / f"{playbook}-{report_dir.name}"
     (private / "inventory").mkdir(parents=True)
     (private / "inventory" / "hosts.yml").write_text(yaml.safe_dump(inventory(fleet) if hosts is None else hosts))
     result = ansible_runner.run(
         private_data_dir=str(private), playbook=f"reclaim.docker.{playbook}", quiet=True,
         extravars={"fleet_report_dir": str(report_dir)},
-        envvars=dict(RUNNER_ENV, **(env or {})),
+        envvars=dict(RUNNER_ENV, **(env or {})), cmdline=cmdline,
     )
     stats = [e for e in result.events if e.get("event") == "playbook_on_stats"]
     artifacts = stats[-1]["event_data"].get("artifact_data", {}) if stats else {}
@@ -88,6 +89,15 @@ def test_audit_then_cleanup_on_a_fleet(tmp_path, fleet):
     assert "Cannot connect to the Docker daemon" in audit["hosts"][STOPPED]["error"]
     assert all(audit["hosts"][name]["status"] == "ok" for name in healthy)
     assert any(audit["hosts"][name]["reclaimed_bytes"] > 0 for name in healthy)
+    # The cleanup playbook in check mode is the audit by another name: the same prediction, nothing changed.
+    with scenario.unchanged(*(fleet[name].docker_host for name in healthy), what="the cleanup playbook in check mode"):
+        result, checked, _artifacts = run_playbook(tmp_path, fleet, "cleanup", tmp_path / "checked-report",
+                                                   cmdline="--check")
+    assert result.status == "successful", result.stdout.read()
+    assert checked["mode"] == "audit"
+    for name in healthy:
+        assert checked["hosts"][name]["reclaimed_bytes"] == audit["hosts"][name]["reclaimed_bytes"], name
+        assert checked["hosts"][name]["removed"] == audit["hosts"][name]["removed"], name
 
     protected = {name: {i for i, image in surviving_images(fleet[name])[0].items()
                         if (image.get("Labels") or {}).get("reclaim.protect") == "true"} for name in healthy}
