@@ -227,8 +227,7 @@ def _check_unanswered(client, outcome):
     if found is not None and (image_id is None or found.get("Id") == image_id):
         outcome["engine_reason"] += "; it had not taken effect when checked afterwards"
         return
-    outcome.update(status="done", engine_reason=outcome["engine_reason"] + "; it had taken effect when checked "
-                                                                            "afterwards")
+    outcome.update(status="done", engine_reason=outcome["engine_reason"] + "; it had taken effect when checked afterwards")
     if outcome["action"] == "force_untag":
         outcome["record_deleted"] = _image_gone(client, outcome["image"])
 

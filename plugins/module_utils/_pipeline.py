@@ -21,6 +21,7 @@ from ansible_collections.reclaim.docker.plugins.module_utils._connection import 
 from ansible_collections.reclaim.docker.plugins.module_utils._layer_cache import LayerCache
 from ansible_collections.reclaim.docker.plugins.module_utils._snapshot import load_layers, read_snapshot
 
+
 def touched_images(snapshot, plan):
     """The images a plan's actions delete or untag: the ones whose layers price it."""
     return {a["image"] for a in plan.actions if a.get("image") in snapshot.images}
