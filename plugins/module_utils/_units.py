@@ -79,8 +79,8 @@ def parse_time(value):
     if not value or value.startswith("0001-01-01"):
         return 0.0
     text = value.replace("Z", "+00:00")
-    # Python before 3.11 takes at most microseconds: cut the fraction to 6 digits.
-    text = re.sub(r"(\.\d{6})\d+", r"\1", text)
+    # Go writes 1 to 9 fraction digits; Python before 3.11 takes exactly 3 or 6: make it 6.
+    text = re.sub(r"\.(\d+)", lambda match: "." + match.group(1)[:6].ljust(6, "0"), text)
     try:
         return datetime.datetime.fromisoformat(text).timestamp()
     except ValueError:
