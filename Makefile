@@ -73,7 +73,7 @@ integration: engines
 	$(PY) -m pytest -q tests/integration
 
 lint: setup
-	$(VENV)/bin/ansible-lint --profile production --offline --nocolor roles playbooks
+	$(VENV)/bin/ansible-lint --profile production --offline --nocolor
 
 test: sanity lint unit integration
 
