@@ -95,6 +95,12 @@ options:
     default: false
     aliases:
       - tls_verify
+attributes:
+  action_group:
+    description: Use C(group/reclaim.docker.docker) in C(module_defaults) to set defaults for this module.
+    support: full
+    membership:
+      - reclaim.docker.docker
 notes:
   - Connect to the Docker daemon with these options in each task, once for many tasks with
     C(module_defaults) and the action group C(group/reclaim.docker.docker) (which also covers community.docker's modules),

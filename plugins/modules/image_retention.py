@@ -157,10 +157,14 @@ kept:
     counts:
       description: Images kept per reason (V(protected), V(in_use), V(too_young), V(keep_last), V(within_policy), V(dangling_excluded)).
       type: dict
+      sample: {protected: 1, in_use: 4, too_young: 0, keep_last: 12, within_policy: 3, dangling_excluded: 0}
     images:
       description: With O(report_kept), each kept image with its reason.
       type: list
       elements: dict
+      sample:
+        - {image: "sha256:3f2a9c1b7d0e5a6b8c9d0e1f2a3b4c5d6e7f8a9b0c1d2e3f4a5b6c7d8e9f0a1b", tags: ["app:1.4.0"],
+           reason: keep_last, detail: "among the last 3 of its repositories"}
 untagged:
   description: Tags removed (or that would be).
   returned: always
@@ -179,17 +183,63 @@ usage_before:
   description: Image storage (the engine's C(LayersSize)) and, on the Docker host, the filesystem under Docker's root dir.
   returned: always
   type: dict
+  contains:
+    images_bytes:
+      description: The engine's C(LayersSize).
+      type: int
+    filesystem:
+      description: The filesystem holding Docker's root dir (C(path), C(total), C(used), C(free), C(used_percent)); null
+        when the module does not run on the Docker host.
+      type: dict
+  sample:
+    images_bytes: 8906643
+    filesystem: {path: /var/lib/docker, total: 53660876800, used: 40245657600, free: 13415219200, used_percent: 75.0}
 usage_after:
   description: The same after enforcement; predicted in check mode, measured after a real run.
   returned: always
   type: dict
+  sample:
+    images_bytes: 6406643
+    filesystem: {path: /var/lib/docker, total: 53660876800, used: 40243157600, free: 13417719200, used_percent: 75.0}
 actions:
-  description:
-    - The ordered plan with reasons and bytes; after a real run, each with its status (V(done), V(partial), V(skipped),
-      V(failed) or V(not_run)) and its bytes priced from the actions that took effect.
+  description: The ordered plan with reasons and bytes; after a real run, each with its status.
   returned: always
   type: list
   elements: dict
+  contains:
+    action:
+      description: V(untag) (a tag outside the policy on an image that stays) or V(delete_image).
+      type: str
+    image:
+      description: The image ID concerned.
+      type: str
+    reference:
+      description: What the engine is called with (a reference or an image ID).
+      type: str
+    reason:
+      description: Why this action is in the plan (the policy rule).
+      type: str
+    bytes:
+      description:
+        - Bytes this action frees, given the actions before it. After a real run, priced from the actions that took
+          effect, so a layer that a skipped action's image still holds is freed by none.
+      type: int
+    status:
+      description:
+        - After a real run, V(done), V(partial) (the engine did less than planned), V(skipped) (the engine said the
+          world changed), V(failed), or V(not_run) (an earlier call failed, so no later one was started).
+        - A call that got no answer in O(timeout) is checked afterwards; V(done) if its object was gone by then.
+      type: str
+    engine_reason:
+      description: The engine's message for a skipped or failed action, or what a check found after no answer.
+      type: str
+  sample:
+    - action: delete_image
+      image: sha256:3f2a9c1b7d0e5a6b8c9d0e1f2a3b4c5d6e7f8a9b0c1d2e3f4a5b6c7d8e9f0a1b
+      reference: app:1.1.0
+      reason: older than max_age
+      bytes: 2500000
+      status: done
 """
 
 import datetime

@@ -278,12 +278,68 @@ skipped_items:
   sample:
     - {type: image, id: "sha256:3f2a...", name: 3f2a9c1b7d0e, reason: "protected: label keep"}
 actions:
-  description:
-    - The ordered plan, each action with its reason, the bytes it frees and, after a real run, its status (V(done),
-      V(partial), V(skipped), V(failed) or V(not_run)) and its bytes priced from the actions that took effect.
+  description: The ordered plan, each action with its reason, the bytes it frees and, after a real run, its status.
   returned: always
   type: list
   elements: dict
+  contains:
+    action:
+      description: V(remove_container), V(delete_image), V(remove_network), V(remove_volume) or V(prune_build_cache).
+      type: str
+    container:
+      description: The container ID, for V(remove_container).
+      type: str
+    image:
+      description: The image ID, for V(delete_image); for V(remove_container), the image the container holds.
+      type: str
+    network:
+      description: The network ID, for V(remove_network).
+      type: str
+    volume:
+      description: The volume name, for V(remove_volume).
+      type: str
+    name:
+      description: The object's name (container, network, volume) or, for an image, its short ID.
+      type: str
+    reference:
+      description: What the engine is called with to delete an image (a reference or an image ID).
+      type: str
+    reason:
+      description: Why this action is in the plan.
+      type: str
+    bytes:
+      description:
+        - Bytes this action frees, given the actions before it. After a real run, priced from the actions that took
+          effect, so a layer that a skipped action's image still holds is freed by none. For V(prune_build_cache)
+          after a real run, what BuildKit reports it freed.
+      type: int
+    status:
+      description:
+        - After a real run, V(done), V(partial) (the engine did less than planned), V(skipped) (the engine said the
+          world changed), V(failed), or V(not_run) (an earlier call failed, so no later one was started).
+        - A call that got no answer in O(timeout) is checked afterwards; V(done) if its object was gone by then.
+      type: str
+    engine_reason:
+      description: The engine's message for a skipped or failed action, or what a check found after no answer.
+      type: str
+    predicted_bytes:
+      description: For V(prune_build_cache) after a real run, the bytes the plan predicted.
+      type: int
+  sample:
+    - action: remove_container
+      container: 9c1b7d0e5a6b8c9d0e1f2a3b4c5d6e7f8a9b0c1d2e3f4a5b6c7d8e9f0a1b3f2a
+      image: sha256:3f2a9c1b7d0e5a6b8c9d0e1f2a3b4c5d6e7f8a9b0c1d2e3f4a5b6c7d8e9f0a1b
+      name: batch-job
+      reason: stopped container batch-job (9c1b7d0e5a6b, exited) matches containers_filters
+      bytes: 300000
+      status: done
+    - action: delete_image
+      image: sha256:3f2a9c1b7d0e5a6b8c9d0e1f2a3b4c5d6e7f8a9b0c1d2e3f4a5b6c7d8e9f0a1b
+      reference: sha256:3f2a9c1b7d0e5a6b8c9d0e1f2a3b4c5d6e7f8a9b0c1d2e3f4a5b6c7d8e9f0a1b
+      name: 3f2a9c1b7d0e
+      reason: dangling image 3f2a9c1b7d0e matches images_filters
+      bytes: 2500000
+      status: done
 """
 
 import re
