@@ -30,5 +30,7 @@ options:
     description:
       - Nothing created less than this long ago is removed (for example images just built and not yet pushed). A Go
         duration (V(1h), V(90m), V(720h)) or days and weeks (V(2d), V(1w)).
+      - An object whose creation time the engine does not give (or gives in a form that cannot be read) is kept as if
+        new, with the reason.
     type: str
 """

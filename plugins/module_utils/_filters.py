@@ -74,8 +74,9 @@ class Filters:
         return self.values.get(key, [])
 
     def matches(self, labels, created):
-        """Whether an object with LABELS, created at CREATED (Unix seconds), passes until, label and label!."""
-        if "until" in self.values and not created < self.until:
+        """Whether an object with LABELS, created at CREATED (Unix seconds, None when unknown), passes until, label
+        and label!. An unknown time never passes until."""
+        if "until" in self.values and (created is None or not created < self.until):
             return False
         if not all(label_matches(labels, wanted) for wanted in self.all_of("label")):
             return False
@@ -111,6 +112,9 @@ def protection_argument_spec():
     )
 
 
+UNKNOWN_TIME = Hold("unknown_time", "its creation time is unknown: kept as if new")
+
+
 class Protection:
     """What a run must never touch: images by reference glob, anything by label, anything younger than min_age."""
 
@@ -125,7 +129,7 @@ class Protection:
         self.now = now
 
     def hold(self, labels, created, references=()):
-        """Why an object must stay (a Hold: protected or too_young), or None."""
+        """Why an object must stay (a Hold: protected, too_young or unknown_time), or None."""
         for pattern in self.references:
             hit = next((r for r in references if fnmatch.fnmatchcase(r, pattern)), None)
             if hit:
@@ -133,6 +137,8 @@ class Protection:
         for label in self.labels:
             if label_matches(labels, label):
                 return Hold("protected", f"protected: label {label}")
+        if self.min_age is not None and created is None:
+            return UNKNOWN_TIME
         if self.min_age is not None and created > self.now - self.min_age:
             return Hold("too_young", "too young: created less than min_age ago")
         return None

@@ -13,7 +13,7 @@ select; every selected item that must stay is reported with why.
 
 from __future__ import annotations
 
-from ansible_collections.reclaim.docker.plugins.module_utils._filters import Hold
+from ansible_collections.reclaim.docker.plugins.module_utils._filters import UNKNOWN_TIME, Hold
 from ansible_collections.reclaim.docker.plugins.module_utils._model import short_id
 from ansible_collections.reclaim.docker.plugins.module_utils._plan import ImageDeletion, Plan, describe_containers
 from ansible_collections.reclaim.docker.plugins.module_utils._units import parse_time
@@ -34,6 +34,14 @@ class PrunePlanner:
 
     def _skip(self, item_type, item_id, name, hold):
         self.plan.skipped.append(dict(type=item_type, id=item_id, name=name, reason=str(hold)))
+
+    def _selected(self, filters, item_type, item_id, name, labels, created):
+        """Whether FILTERS select the object; one that only its unknown creation time keeps out is reported."""
+        if filters.matches(labels, created):
+            return True
+        if created is None and filters.matches(labels, 0.0):
+            self._skip(item_type, item_id, name, UNKNOWN_TIME)
+        return False
 
     def _why_it_stays(self, labels, created, users, references=()):
         """Protected, too young, or used by containers that stay: a Hold, or None."""
@@ -81,8 +89,9 @@ class PrunePlanner:
                 self._skip("image", parent.id, short_id(parent.id), hold)
 
     def networks(self, filters):
-        for network in sorted(self.snapshot.networks.values(), key=lambda n: (n.created, n.id)):
-            if network.predefined or not filters.matches(network.labels, network.created):
+        for network in sorted(self.snapshot.networks.values(), key=lambda n: (n.created or 0.0, n.id)):
+            if network.predefined or not self._selected(filters, "network", network.id, network.name, network.labels,
+                                                        network.created):
                 continue
             # Stricter than the engine, which counts only running containers (endpoints): a stopped container
             # that stays would not start again without its network.
@@ -95,8 +104,9 @@ class PrunePlanner:
 
     def volumes(self, filters):
         named_too = filters.first("all", False)
-        for volume in sorted(self.snapshot.volumes.values(), key=lambda v: (v.created, v.name)):
-            if not (volume.anonymous or named_too) or not filters.matches(volume.labels, volume.created):
+        for volume in sorted(self.snapshot.volumes.values(), key=lambda v: (v.created or 0.0, v.name)):
+            if not (volume.anonymous or named_too) or not self._selected(filters, "volume", volume.name, volume.name,
+                                                                         volume.labels, volume.created):
                 continue
             hold = self._why_it_stays(volume.labels, volume.created, self._remaining_users("volumes", volume.name))
             if hold:
@@ -114,7 +124,7 @@ class PrunePlanner:
         """
         records = [r for r in self.snapshot.build_cache if not r.get("InUse") and (keep_all or not r.get("Shared"))]
         if until is not None:
-            records = [r for r in records if _last_used(r) < until]
+            records = [r for r in records if _used_before(r, until)]
         predicted = sum(r.get("Size") or 0 for r in records)
         exact = keep_storage is None and not set(filters.values) - {"until"}
         if keep_storage is not None:
@@ -126,5 +136,7 @@ class PrunePlanner:
                       reason="build cache records not in use" + ("" if keep_all else ", not shared with images"))
 
 
-def _last_used(record):
-    return parse_time(record.get("LastUsedAt") or record.get("CreatedAt"))
+def _used_before(record, until):
+    # A record of unknown time is new here (BuildKit, which may know better, decides in the end: a prediction).
+    last_used = parse_time(record.get("LastUsedAt") or record.get("CreatedAt"))
+    return last_used is not None and last_used < until

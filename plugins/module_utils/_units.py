@@ -73,18 +73,19 @@ def parse_size(value, option):
 
 
 def parse_time(value):
-    """Unix seconds of an engine timestamp (RFC 3339 with nanoseconds, or Unix seconds); 0 when unknown."""
+    """Unix seconds of an engine timestamp (RFC 3339 with nanoseconds, or Unix seconds); None when unknown, which
+    callers treat as new: an unknown time never makes an object look old."""
     if isinstance(value, (int, float)):
         return float(value)
     if not value or value.startswith("0001-01-01"):
-        return 0.0
+        return None
     text = value.replace("Z", "+00:00")
     # Go writes 1 to 9 fraction digits; Python before 3.11 takes exactly 3 or 6: make it 6.
     text = re.sub(r"\.(\d+)", lambda match: "." + match.group(1)[:6].ljust(6, "0"), text)
     try:
         return datetime.datetime.fromisoformat(text).timestamp()
     except ValueError:
-        return 0.0
+        return None
 
 
 def go_duration(seconds):

@@ -16,7 +16,8 @@ description:
   - The filters C(until), C(label), C(label!) and C(dangling) are evaluated by this module, the same way on every engine
     (Docker 29's image prune ignores C(label!); older engines OR several C(label!); the containerd image store compares
     C(until) with the record time). Several C(label) must all hold, several C(label!) must all hold, and C(until) compares
-    with the time the object was created.
+    with the time the object was created. An object whose creation time is unknown never matches C(until): it is kept
+    as if new and reported in RV(skipped_items).
   - The selected items are removed one by one in a safe order, as C(docker system prune) does it; containers first (the
     images they held are freed in the same run, and check mode predicts that), then images children first, networks,
     volumes, build cache.

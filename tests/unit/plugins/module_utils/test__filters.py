@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.reclaim.docker.plugins.module_utils._filters import Filters, Hold, Protection, label_matches
+from ansible_collections.reclaim.docker.plugins.module_utils._filters import UNKNOWN_TIME, Filters, Hold, Protection, label_matches
+from ansible_collections.reclaim.docker.plugins.module_utils._model import Network, Snapshot
+from ansible_collections.reclaim.docker.plugins.module_utils._prune_plan import PrunePlanner
 from ansible_collections.reclaim.docker.plugins.module_utils._units import ValueProblem
 
 NOW = 1_800_000_000.0
@@ -39,6 +41,13 @@ def test_several_labels_all_hold():
 def test_until_compares_creation_time():
     filters = Filters("images", {"until": "720h"}, NOW)
     assert filters.matches({}, OLD) and not filters.matches({}, NEW)
+
+
+def test_an_unknown_time_is_new():
+    assert not Filters("networks", {"until": "720h"}, NOW).matches({}, None)
+    assert Filters("networks", {"label": "a"}, NOW).matches({"a": ""}, None)
+    assert Protection({}, "1h", NOW).hold({}, None) == UNKNOWN_TIME
+    assert Protection({}, None, NOW).hold({}, None) is None
 
 
 @pytest.mark.parametrize("value, expected", [
@@ -82,3 +91,13 @@ def test_bad_protection():
         Protection({"labels": ["=x"]}, None, NOW)
     with pytest.raises(ValueProblem, match="min_age"):
         Protection({}, "soon", NOW)
+
+
+def test_prune_keeps_and_reports_what_only_an_unknown_time_keeps_out():
+    old, unknown, unlabelled = (Network(f"n{i}", name, created=created, labels=labels) for i, (name, created, labels)
+                                in enumerate([("old", OLD, {"a": "1"}), ("unknown", None, {"a": "1"}),
+                                              ("other", None, {})]))
+    planner = PrunePlanner(Snapshot({}, [], [], networks=[old, unknown, unlabelled]), Protection({}, None, NOW))
+    planner.networks(Filters("networks", {"until": "720h", "label": "a"}, NOW))
+    assert [a["name"] for a in planner.plan.actions] == ["old"]
+    assert planner.plan.skipped == [dict(type="network", id="n1", name="unknown", reason=str(UNKNOWN_TIME))]
