@@ -20,12 +20,14 @@ ANSIBLE_CORE_PIN := $(shell grep '^ansible-core==' tests/requirements.txt)
 # The pip that ansible-core 2.21's ansible-test bootstraps into its venvs (get_venv_packages).
 ANSIBLE_TEST_PIP := 25.2
 
-.PHONY: help setup engines demo test sanity unit integration lint bench clean
+.PHONY: help setup engines demo test sanity unit integration lint bench clean matrix unit-3.9
 
 help:
 	@echo "make demo   - start three local Docker engines, seed them, and run the fleet job"
 	@echo "make test   - sanity, lint, unit and integration tests against real engines"
 	@echo "make bench  - speed and memory against the Docker CLI and community.docker (ratios)"
+	@echo "make matrix - integration tests on every supported ansible-core, target Python, Docker SDK and"
+	@echo "              community.docker (MATRIX=ci: the oldest and newest of each axis only)"
 
 $(VENV)/.installed: tests/requirements.txt
 	@test -n "$(PYTHON312)" || { echo "Python 3.12 not found (pyenv or python3.12 on PATH)"; exit 1; }
@@ -77,6 +79,19 @@ lint: setup
 
 test: sanity lint unit integration
 
+# The compatibility matrix (tests/matrix/cells.py): each cell in its own venvs under .matrix/CELL and its own engines
+# under $(MATRIX_ENGINE_STATE)-CELL. MATRIX=full (about 40 min) or ci (the oldest and newest of every axis, about
+# 10 min); MATRIX_CELLS="oldest unit-3.9" runs only those cells.
+MATRIX ?= full
+MATRIX_CELLS ?=
+MATRIX_ENGINE_STATE ?= /tmp/reclaim-engines-matrix
+matrix: engines
+	MATRIX_ENGINE_STATE=$(MATRIX_ENGINE_STATE) $(PY) -m matrix --set $(MATRIX) $(MATRIX_CELLS)
+
+# The unit tests on Python 3.9 (ansible-core 2.15, tests/matrix/requirements-unit-3.9.txt), in .matrix/unit-3.9.
+unit-3.9: setup
+	$(PY) -m matrix unit-3.9
+
 # Without BENCH_ARGS: the full run (23 min on the 2-CPU project machine), which rewrites its block of docs/benchmarks.md.
 # Narrower, e.g.: make bench BENCH_ARGS="--images 100 --flavours 28.5 --tasks audit --runs 3" (add --docs to record it).
 BENCH_ARGS ?=
@@ -85,4 +100,5 @@ bench: engines
 
 clean:
 	$(PY) -m harness stop-all || true
-	rm -rf .build .collections .cache .pytest_cache $(SANITY_VENV)
+	for state in $(MATRIX_ENGINE_STATE)-*; do [ -d "$$state" ] && RECLAIM_ENGINE_STATE=$$state $(PY) -m harness stop-all; done || true
+	rm -rf .build .collections .cache .pytest_cache $(SANITY_VENV) .matrix

@@ -16,7 +16,10 @@ import yaml
 from harness import engines, scenario
 
 HERE = Path(__file__).resolve().parent
-COLLECTIONS = HERE.parents[1] / ".collections"
+# `make matrix` points a cell at its own collections (another community.docker) and at another Python on the
+# target (one with the Docker SDK); by default, this checkout's .collections and the Python running the tests.
+COLLECTIONS = Path(os.environ.get("RECLAIM_COLLECTIONS") or HERE.parents[1] / ".collections")
+TARGET_PYTHON = os.environ.get("RECLAIM_TARGET_PYTHON") or sys.executable
 ANSIBLE_PLAYBOOK = str(Path(sys.executable).parent / "ansible-playbook")
 # For ansible_runner.run (AWX's runner), which starts `ansible-playbook` from PATH: this venv's first.
 RUNNER_ENV = {"ANSIBLE_COLLECTIONS_PATH": str(COLLECTIONS), "ANSIBLE_NOCOLOR": "1", "ANSIBLE_RETRY_FILES_ENABLED": "0",
@@ -63,7 +66,7 @@ class Ansible:
         run_dir = self.workdir / f"run{self.runs}"
         run_dir.mkdir()
         inventory = {"all": {"hosts": {name: {"reclaim_docker_host": url} for name, url in hosts.items()},
-                             "vars": {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}}}
+                             "vars": {"ansible_connection": "local", "ansible_python_interpreter": TARGET_PYTHON}}}
         playbook = [{
             "name": "reclaim.docker integration test",
             "hosts": "all",

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import sys
 
 import ansible_runner
 import docker
@@ -15,7 +14,7 @@ import yaml
 
 from harness import engines, scenario
 
-from conftest import RUNNER_ENV
+from conftest import RUNNER_ENV, TARGET_PYTHON
 
 FLEET = (("fleet1", "20.10", "aggressive"), ("fleet2", "28.5", "standard"), ("fleet3", "28.5-containerd", "aggressive"),
          ("fleet4", "28.5", "conservative"), ("fleet5", "20.10", "standard"))
@@ -47,7 +46,7 @@ def inventory(fleet):
     hosts = {name: {"cleanup_docker_host": fleet[name].docker_host, "cleanup_profile": profile}
              for name, _flavour, profile in FLEET}
     return {"all": {"children": {"docker_hosts": {"hosts": hosts}},
-                    "vars": {"ansible_connection": "local", "ansible_python_interpreter": sys.executable,
+                    "vars": {"ansible_connection": "local", "ansible_python_interpreter": TARGET_PYTHON,
                              "cleanup_protect": PROTECT, "cleanup_min_age": "0s",
                              "cleanup_retention": {"keep_last": 2}}}}
 
@@ -179,7 +178,7 @@ def lone():
 def lone_inventory(engine, **host_vars):
     host = dict({"cleanup_docker_host": engine.docker_host, "cleanup_profile": "conservative"}, **host_vars)
     return {"all": {"children": {"docker_hosts": {"hosts": {LONE: host}}},
-                    "vars": {"ansible_connection": "local", "ansible_python_interpreter": sys.executable,
+                    "vars": {"ansible_connection": "local", "ansible_python_interpreter": TARGET_PYTHON,
                              "cleanup_min_age": "0s"}}}
 
 
