@@ -18,11 +18,17 @@ options:
       references:
         description:
           - Glob patterns on image references (C(repo:tag)), for example V(registry.example.com/prod/*) or V(postgres:*).
+          - The engine lists Docker Hub images by their short names (V(postgres:16), not V(docker.io/library/postgres:16))
+            and every image with its tag. A pattern that can never match one (V(postgres) without a tag, a C(docker.io/)
+            prefix, a digest, an unclosed C([), capitals in the name or characters Docker's reference grammar refuses)
+            fails the task.
         type: list
         elements: str
         default: []
       labels:
-        description: C(KEY) or C(KEY=VALUE); protects the images, containers, networks and volumes that have it.
+        description:
+          - C(KEY) or C(KEY=VALUE); protects the images, containers, networks and volumes that have it.
+          - A key is never empty, has no whitespace, and does not start or end with C(!).
         type: list
         elements: str
         default: []

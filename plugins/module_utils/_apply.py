@@ -260,9 +260,11 @@ def reprice(snapshot, outcomes, gone_before=frozenset()):
             outcome["bytes"] = accounting.remove_container(outcome["container"])
         elif action_name == "delete_image":
             outcome["bytes"] = accounting.delete_image(outcome["image"])
-        elif action_name == "force_untag" and outcome["record_deleted"]:
-            # Its stopped containers keep every layer: the record goes, nothing is freed.
-            accounting.delete_image(outcome["image"])
+        elif action_name == "force_untag":
+            # Its stopped containers keep every layer: only the record's content (containerd store) can be freed.
+            outcome["bytes"] = accounting.delete_image(outcome["image"]) if outcome["record_deleted"] else 0
+        elif action_name == "delete_platform":
+            outcome["bytes"] = sum(accounting.delete_platform(digest) for digest in outcome["manifests"])
     return outcomes
 
 

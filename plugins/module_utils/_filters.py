@@ -14,8 +14,10 @@ Here several `label` all hold, several `label!` all hold, and `until` compares w
 from __future__ import annotations
 
 import fnmatch
+import re
 from collections import namedtuple
 
+from ansible_collections.reclaim.docker.plugins.module_utils._model import reference_problem
 from ansible_collections.reclaim.docker.plugins.module_utils._units import ValueProblem, parse_duration, parse_until
 
 ALLOWED_KEYS = {
@@ -27,15 +29,22 @@ ALLOWED_KEYS = {
     "builder_cache": ("until", "id", "type", "inuse", "shared", "private", "description", "parent"),
 }
 BOOLEAN_KEYS = ("dangling", "all", "inuse", "shared", "private")
+# BuildKit's record types (client.UsageRecordType); a `type` filter with any other value selects nothing.
+BUILD_CACHE_TYPES = ("internal", "frontend", "source.local", "source.git.checkout", "exec.cachemount", "regular")
+# fnmatch's wildcards: *, ?, and [...] (a leading ! negates; a ] first in it is a member).
+GLOB_WILDCARD = re.compile(r"\*|\?|\[!?\]?[^\]]*\]")
 
 
-def _values(value):
+def _values(option, value):
     """community.docker's filter values: a string, a bool, a list, or Docker's map form {"k=v": true}."""
     if isinstance(value, dict):
+        if not all(isinstance(enabled, bool) for enabled in value.values()):
+            raise ValueProblem(f"{option}: in Docker's map form every value is true or false, got {value!r}.")
         return [str(k) for k, enabled in value.items() if enabled]
-    if isinstance(value, (list, tuple)):
-        return [_text(v) for v in value]
-    return [_text(value)]
+    values = list(value) if isinstance(value, (list, tuple)) else [value]
+    if any(v is None or isinstance(v, (dict, list, tuple)) for v in values):
+        raise ValueProblem(f"{option}: takes a string, a list of strings or Docker's map form, got {value!r}.")
+    return [_text(v) for v in values]
 
 
 def _text(value):
@@ -51,7 +60,7 @@ class Filters:
         for key, value in (raw or {}).items():
             if key not in ALLOWED_KEYS[category]:
                 raise ValueProblem(f"{option}: unknown filter {key!r}; {category} take {', '.join(ALLOWED_KEYS[category])}.")
-            values = _values(value)
+            values = _values(f"{option}.{key}", value)
             if key in BOOLEAN_KEYS:
                 if len(values) != 1 or values[0].lower() not in ("true", "false", "1", "0"):
                     raise ValueProblem(f"{option}: {key} must be true or false, got {value!r}.")
@@ -60,8 +69,15 @@ class Filters:
                 if len(values) != 1:
                     raise ValueProblem(f"{option}: give one until, got {values!r}.")
                 self.until = parse_until(values[0], f"{option}.until", now)
-            if key in ("label", "label!") and any(not v or v.startswith("=") for v in values):
-                raise ValueProblem(f"{option}: {key} takes KEY or KEY=VALUE, got {value!r}.")
+            if key in ("label", "label!"):
+                for label in values:
+                    check_label(label, f"{option}.{key}")
+            if key in ("id", "type", "description", "parent") and not all(values):
+                raise ValueProblem(f"{option}.{key}: an empty value selects nothing, got {value!r}.")
+            unknown_types = [v for v in values if v not in BUILD_CACHE_TYPES] if key == "type" else []
+            if unknown_types:
+                raise ValueProblem(f"{option}.type: {unknown_types[0]!r} is no build cache record type; BuildKit's are "
+                                   f"{', '.join(BUILD_CACHE_TYPES)}.")
             self.values[key] = values
 
     def first(self, key, default=None):
@@ -81,6 +97,37 @@ class Filters:
         if not all(label_matches(labels, wanted) for wanted in self.all_of("label")):
             return False
         return not any(label_matches(labels, unwanted) for unwanted in self.all_of("label!"))
+
+
+def check_label(expression, option):
+    """EXPRESSION is KEY or KEY=VALUE, the key as Docker's CLI takes one (not empty, no whitespace). A key that starts
+    or ends with ! is a negation typed into the value: it would name another label."""
+    key = expression.partition("=")[0]
+    if not key:
+        raise ValueProblem(f"{option}: {expression!r} is not KEY or KEY=VALUE.")
+    if any(char.isspace() for char in key):
+        raise ValueProblem(f"{option}: {expression!r} has whitespace in its key, which Docker's labels never have.")
+    if key.startswith("!") or key.endswith("!"):
+        raise ValueProblem(f"{option}: {expression!r} has a key with !; a negation is the filter label! (label!: KEY).")
+
+
+def check_reference_glob(pattern, option):
+    """PATTERN can match a tag as the engine lists it (NAME:TAG, Docker Hub names short): with each wildcard
+    standing for one character that every part of a reference takes, the rest is in Docker's reference grammar."""
+    example = GLOB_WILDCARD.sub("0", pattern)
+    if "[" in example:
+        raise ValueProblem(f"{option}: {pattern!r} opens a [ that it never closes ([...] matches one character).")
+    if "@" in pattern:
+        raise ValueProblem(f"{option}: {pattern!r} never matches: patterns match tags (NAME:TAG), not digests.")
+    if pattern.startswith(("docker.io/", "index.docker.io/")):
+        raise ValueProblem(f"{option}: {pattern!r} never matches: the engine lists Docker Hub images by their short "
+                           "names (busybox:1.36, lab/app:1); leave out docker.io/ and library/.")
+    problem = reference_problem(example)
+    if problem:
+        raise ValueProblem(f"{option}: {pattern!r} never matches: with its wildcards filled in, it {problem}.")
+    if not any(char in pattern.rsplit("/", 1)[-1] for char in ":*?["):
+        raise ValueProblem(f"{option}: {pattern!r} never matches: the engine lists every image as NAME:TAG; write "
+                           f"{pattern}:* for all of its tags.")
 
 
 def label_matches(labels, expression):
@@ -122,9 +169,10 @@ class Protection:
         protect = protect or {}
         self.references = list(protect.get("references") or [])
         self.labels = list(protect.get("labels") or [])
+        for pattern in self.references:
+            check_reference_glob(pattern, "protect.references")
         for label in self.labels:
-            if not label or label.startswith("="):
-                raise ValueProblem(f"protect.labels: {label!r} is not KEY or KEY=VALUE.")
+            check_label(label, "protect.labels")
         self.min_age = parse_duration(min_age, "min_age") if min_age is not None else None
         self.now = now
 

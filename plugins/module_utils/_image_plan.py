@@ -108,22 +108,21 @@ class ImageRemovalPlanner:
             self.plan.not_found.append(name)
             return
         image = resolved[1]
-        manifests = [m for m in image.manifests if m["platform"] == platform and m["kind"] != "attestation"]
-        available = [m for m in manifests if m["available"]]
-        if not available:
+        # A platform pulled in part has content too, which the engine removes.
+        present = sorted(m["digest"] for m in image.manifests
+                         if m["platform"] == platform and m["kind"] != "attestation" and m["content"])
+        if not present:
             self.plan.not_found.append(f"{name} ({platform})")
             return
         # The engine asks for force because a variant's content is shared by every image that references it.
-        digests = {m["digest"] for m in available}
-        sharing = sorted(other.id for other in self.snapshot.images.values() if other.id != image.id
-                         and any(m["digest"] in digests and m["available"] for m in other.manifests))
+        sharing = sorted({other for digest in present for other in self.snapshot.images_listing_manifest(digest)
+                          if other != image.id and not self.images.gone(other)})
         if sharing and not self.force:
             self.plan.refuse(name, f"the {platform} content of {short_id(image.id)} is also used by image(s) "
                                    f"{', '.join(short_id(s) for s in sharing)}; set force: true to remove it from all")
             return
-        self.plan.add("delete_platform", reference=resolved[2], image=image.id, platform=platform, force=True,
-                      bytes=sum(m["size"] for m in available),
-                      reason=f"{platform} content of {resolved[2]} removed; other platforms and the tags stay")
+        self.images.delete_platform(image, resolved[2], platform, present,
+                                    f"{platform} content of {resolved[2]} removed; other platforms and the tags stay")
 
 
 def plan_image_removal(snapshot, names, force=False, prune_parents=True, remove_stopped_containers=False, platform=None):

@@ -4,11 +4,13 @@
 
 # This module utility is PRIVATE to the collection: it can change at any time.
 
-"""What each image ID holds (its layer chain IDs and their sizes), kept between runs in a file on the host that runs
-the module, one file per engine (see the _layer_cache doc fragment).
+"""What each image ID holds (its layer chain IDs and their sizes; on the containerd store also the platform manifests
+read, each with the digests and sizes of the blobs it names), kept between runs in a file on the host that runs the
+module, one file per engine (see the _layer_cache doc fragment).
 
-An image ID is the digest of the image's config, so what it holds never changes: entries never expire, they are
-dropped when their image is gone. The byte counts steer budget evictions, so the cache is trusted only when nobody
+An image ID is the digest of the image's config (of its manifest or index on the containerd store), so its layers
+never change, and a manifest's blobs never change for its digest: entries never expire, they are dropped when their
+image is gone. The byte counts steer budget evictions, so the cache is trusted only when nobody
 but its owner (the user running the module) can write it, and only whole: a file that is not exactly what this code
 writes is ignored and written anew. Losing the cache costs only the per-image calls it saves, so no error of the
 cache ever fails a run: each one is stated in `problems` for the module to warn about.
@@ -26,7 +28,8 @@ import re
 import stat
 import tempfile
 
-CACHE_FORMAT = 1
+# 2: blobs, manifests and image_manifests (the containerd store's content) next to layers and images.
+CACHE_FORMAT = 2
 CACHE_DIR_NAME = "reclaim.docker"
 DIGEST = re.compile(r"sha256:[0-9a-f]{64}\Z")
 DIGEST_PREFIX = "sha256:"
@@ -67,9 +70,10 @@ class _Corrupt(Exception):
 
 
 class LayerCache:
-    """What each image ID holds: its layer chain IDs (bottom first) and each layer's size, one file per engine.
+    """What each image ID holds: its layer chain IDs (bottom first) and each layer's size, and the platform manifests
+    read for it with the blobs each names (the containerd store), one file per engine.
 
-    Loaded when made; get() and put() work in memory; save() writes the file when something changed. A disabled
+    Loaded when made; get(), put(), get_manifest() and put_manifest() work in memory; save() writes the file when something changed. A disabled
     cache (path None) gets nothing and writes nothing. Nothing here raises OSError: `problems` says, one sentence
     each, why the file was ignored or not written.
     """
@@ -80,6 +84,9 @@ class LayerCache:
         self.problems = []
         self._layers = {}  # chain ID -> size in bytes
         self._images = {}  # image ID -> [chain ID, ...], bottom layer first
+        self._blobs = {}  # content blob digest -> size in bytes
+        self._manifests = {}  # manifest digest -> [blob digest, ...], config first, then layers
+        self._image_manifests = {}  # image ID -> [manifest digest, ...] read for it
         self._writable = path is not None
         self._changed = False
         if path is not None:
@@ -128,21 +135,66 @@ class LayerCache:
             self._changed = True
         return True
 
+    def get_manifest(self, manifest_digest):
+        """The blobs a manifest names, ((digest, size), ...) config first; None when it is not cached."""
+        digests = self._manifests.get(manifest_digest)
+        if digests is None:
+            return None
+        blobs = self._blobs
+        return tuple((digest, blobs[digest]) for digest in digests)
+
+    def put_manifest(self, image_id, manifest_digest, blobs):
+        """Remember that IMAGE_ID lists MANIFEST_DIGEST, which names BLOBS ((digest, size) pairs, config first), as
+        read from the content store. Returns whether it is cached: values a loaded file would not pass are not kept."""
+        if self.path is None:
+            return False
+        blobs = [tuple(blob) for blob in blobs]
+        if not (_is_digest(image_id) and _is_digest(manifest_digest) and blobs
+                and all(len(blob) == 2 and _is_digest(blob[0]) and _is_size(blob[1]) for blob in blobs)
+                and all(self._blobs.get(digest, size) == size for digest, size in blobs)
+                and len(dict(blobs)) == len(set(blobs))):  # one size per digest
+            return False
+        digests = list(dict.fromkeys(digest for digest, _size in blobs))  # a layer listed twice is one blob
+        for digest, size in blobs:
+            if digest not in self._blobs:
+                self._blobs[digest] = size
+                self._changed = True
+        if self._manifests.get(manifest_digest) != digests:
+            self._manifests[manifest_digest] = digests
+            self._changed = True
+        listed = self._image_manifests.setdefault(image_id, [])
+        if manifest_digest not in listed:
+            listed.append(manifest_digest)
+            self._changed = True
+        return True
+
     def save(self, existing_image_ids):
-        """Drop the entries of images not in EXISTING_IMAGE_IDS and the layers no entry uses, then write the file
-        if anything changed since it was read: atomically, owner-only. Never raises OSError."""
+        """Drop the entries of images not in EXISTING_IMAGE_IDS and the layers, manifests and blobs no entry uses,
+        then write the file if anything changed since it was read: atomically, owner-only. Never raises OSError."""
         if self.path is None or not self._writable:
             return
         existing = existing_image_ids if isinstance(existing_image_ids, (set, frozenset, dict)) \
             else set(existing_image_ids)
         gone = [image_id for image_id in self._images if image_id not in existing]
+        gone += [image_id for image_id in self._image_manifests if image_id not in existing]
         for image_id in gone:
-            del self._images[image_id]
+            self._images.pop(image_id, None)
+            self._image_manifests.pop(image_id, None)
         used = set()
         for chains in self._images.values():
             used.update(chains)
-        if len(used) != len(self._layers):
+        used_manifests = set()
+        for manifests in self._image_manifests.values():
+            used_manifests.update(manifests)
+        used_blobs = set()
+        for manifest_digest in used_manifests:
+            used_blobs.update(self._manifests[manifest_digest])
+        unused = (len(used), len(used_manifests), len(used_blobs)) != (len(self._layers), len(self._manifests),
+                                                                        len(self._blobs))
+        if unused:
             self._layers = {chain: size for chain, size in self._layers.items() if chain in used}
+            self._manifests = {m: blobs for m, blobs in self._manifests.items() if m in used_manifests}
+            self._blobs = {blob: size for blob, size in self._blobs.items() if blob in used_blobs}
         elif not gone and not self._changed:
             return
         try:
@@ -165,6 +217,9 @@ class LayerCache:
             self._writable = False
         self._layers = {}
         self._images = {}
+        self._blobs = {}
+        self._manifests = {}
+        self._image_manifests = {}
 
     def _load(self):
         directory = os.path.dirname(self.path) or os.curdir
@@ -210,12 +265,13 @@ class LayerCache:
             self._ignore(f"it cannot be read ({_reason(exc)})", rebuild=True)
             return
         try:
-            self._layers, self._images = self._parse(raw)
+            self._layers, self._images, self._blobs, self._manifests, self._image_manifests = self._parse(raw)
         except _Corrupt as exc:
             self._ignore(str(exc), rebuild=True)
 
     def _parse(self, raw):
-        """The layers and images of RAW, checked whole; _Corrupt if any part is not what save() writes."""
+        """The layers, images, blobs, manifests and image manifests of RAW, checked whole; _Corrupt if any part is not
+        what save() writes."""
         try:
             data = json.loads(raw)
         except (ValueError, RecursionError) as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
@@ -227,30 +283,16 @@ class LayerCache:
             raise _Corrupt(f"its format is {version!r}, this collection reads format {CACHE_FORMAT}")
         if self.engine_id is not None and data.get("engine_id") != self.engine_id:
             raise _Corrupt(f"it is for engine {data.get('engine_id')!r}, not {self.engine_id!r}")
-        layers = data.get("layers")
-        images = data.get("images")
-        if not isinstance(layers, dict) or not isinstance(images, dict):
-            raise _Corrupt("'layers' and 'images' are not both JSON objects")
-        if not _all_digests(layers):
-            chain = next(chain for chain in layers if not _is_digest(chain))
-            raise _Corrupt(f"layer {_brief(chain)} is not named by a digest")
-        for chain, size in layers.items():
-            if not _is_size(size):
-                raise _Corrupt(f"layer {chain} has size {_brief(size)}, not a non-negative integer")
-        if not _all_digests(images):
-            image_id = next(image_id for image_id in images if not _is_digest(image_id))
-            raise _Corrupt(f"image {_brief(image_id)} is not named by a digest")
-        for image_id, chains in images.items():
-            if not isinstance(chains, list):
-                raise _Corrupt(f"image {image_id} holds {_brief(chains)}, not a list of layers")
-            try:
-                distinct = set(chains)
-            except TypeError:  # an unhashable element: a list or an object
-                raise _Corrupt(f"image {image_id} holds {_brief(chains)}, not a list of layers") from None
-            # layers.keys() >= distinct looks each element up in the dict (set.issubset(keys) would copy the keys).
-            if len(distinct) != len(chains) or not layers.keys() >= distinct:
-                raise _Corrupt(f"image {image_id} holds {_brief(chains)}, not distinct layers of known size")
-        return layers, images
+        sections = [data.get(name) for name in _SECTIONS]
+        if not all(isinstance(section, dict) for section in sections):
+            raise _Corrupt(f"{', '.join(repr(name) for name in _SECTIONS)} are not all JSON objects")
+        layers, images, blobs, manifests, image_manifests = sections
+        _check_sizes(layers, "layer")
+        _check_sizes(blobs, "blob")
+        _check_lists(images, "image", "layers", layers)
+        _check_lists(manifests, "manifest", "blobs", blobs)
+        _check_lists(image_manifests, "image", "manifests", manifests)
+        return layers, images, blobs, manifests, image_manifests
 
     # Writing
 
@@ -262,8 +304,9 @@ class LayerCache:
             # Missing when the file was loaded, and made by someone else since: never write into it.
             self._writable = False
             raise OSError(errno.EPERM, f"its directory {directory} {distrust}")
-        text = json.dumps({"format": CACHE_FORMAT, "engine_id": self.engine_id, "layers": self._layers,
-                           "images": self._images}, separators=(",", ":"))
+        sections = (self._layers, self._images, self._blobs, self._manifests, self._image_manifests)
+        text = json.dumps(dict({"format": CACHE_FORMAT, "engine_id": self.engine_id}, **dict(zip(_SECTIONS, sections))),
+                          separators=(",", ":"))
         # mkstemp makes the file with O_EXCL, in the same directory so that os.replace is a rename.
         fd, temp = tempfile.mkstemp(prefix=".layers-", suffix=".tmp", dir=directory)
         try:
@@ -280,6 +323,36 @@ class LayerCache:
                 pass
             raise
         _fsync_dir(directory)
+
+
+_SECTIONS = ("layers", "images", "blobs", "manifests", "image_manifests")
+
+
+def _check_sizes(sizes, what):
+    """SIZES maps digests to sizes: _Corrupt naming the first entry that does not."""
+    if not _all_digests(sizes):
+        key = next(key for key in sizes if not _is_digest(key))
+        raise _Corrupt(f"{what} {_brief(key)} is not named by a digest")
+    for key, size in sizes.items():
+        if not _is_size(size):
+            raise _Corrupt(f"{what} {key} has size {_brief(size)}, not a non-negative integer")
+
+
+def _check_lists(lists, what, items, known):
+    """LISTS maps digests to lists of distinct keys of KNOWN: _Corrupt naming the first entry that does not."""
+    if not _all_digests(lists):
+        key = next(key for key in lists if not _is_digest(key))
+        raise _Corrupt(f"{what} {_brief(key)} is not named by a digest")
+    for key, values in lists.items():
+        if not isinstance(values, list):
+            raise _Corrupt(f"{what} {key} holds {_brief(values)}, not a list of {items}")
+        try:
+            distinct = set(values)
+        except TypeError:  # an unhashable element: a list or an object
+            raise _Corrupt(f"{what} {key} holds {_brief(values)}, not a list of {items}") from None
+        # known.keys() >= distinct looks each element up in the dict (set.issubset(keys) would copy the keys).
+        if len(distinct) != len(values) or not known.keys() >= distinct:
+            raise _Corrupt(f"{what} {key} holds {_brief(values)}, not distinct {items} named in the file")
 
 
 def _all_digests(values):

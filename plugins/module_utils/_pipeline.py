@@ -8,7 +8,7 @@
 
 Each module parses its own options, makes its own plan and result, and names its own problems; the steps here own
 the rest: engine errors while reading, the layer cache, check mode, the result keys every module returns
-(changed, reclaimed_bytes, actions) and the failure policy (a failed action, or a problem the module names, fails
+(changed, reclaimed_bytes, exact, actions) and the failure policy (a failed action, or a problem the module names, fails
 the task with every outcome still in the result).
 """
 
@@ -23,8 +23,9 @@ from ansible_collections.reclaim.docker.plugins.module_utils._snapshot import lo
 
 
 def touched_images(snapshot, plan):
-    """The images a plan's actions delete or untag: the ones whose layers price it."""
-    return {a["image"] for a in plan.actions if a.get("image") in snapshot.images}
+    """The images a plan's actions delete or untag, and those of the containers it removes: the ones whose layers
+    price it (a container's image may be gone already, its layers still held: see load_layers)."""
+    return {a["image"] for a in plan.actions if a.get("image")}
 
 
 def changed_something(action):
@@ -47,6 +48,7 @@ class Pipeline:
     def __init__(self, module):
         self.module = module
         self.client = connect_module(module)
+        self.inexact_reason = None
 
     @contextmanager
     def reading(self):
@@ -75,7 +77,11 @@ class Pipeline:
         cache = self._layer_cache()
         with self.reading():
             plan = priced_plan(self.client, snapshot, make_plan, cache, priced_by)
-        cache.save(set(snapshot.images))
+        # A container keeps the layers of its image after the image record goes (rmi -f): kept in the cache too.
+        cache.save(set(snapshot.images) | {c.image_id for c in snapshot.containers.values()})
+        self.inexact_reason = snapshot.inexact_reason
+        if self.inexact_reason:
+            self.module.warn(f"The bytes are not exact: {self.inexact_reason}.")
         for problem in cache.problems:
             self.module.warn(problem)
         return plan
@@ -91,7 +97,9 @@ class Pipeline:
         A failure during apply says what took effect (those actions keep their bytes in the result) and what not."""
         done = took_effect(actions)
         result = dict(result, changed=any(changed_something(a) for a in done),
-                      reclaimed_bytes=sum(a["bytes"] for a in done), actions=actions)
+                      reclaimed_bytes=sum(a["bytes"] for a in done), exact=self.inexact_reason is None, actions=actions)
+        if self.inexact_reason:
+            result["inexact_reason"] = self.inexact_reason
         problems = list(problems) + [f"{action_label(a)}: {a['engine_reason']}"
                                      for a in actions if a.get("status") == "failed"]
         not_run = sum(a.get("status") == "not_run" for a in actions)

@@ -109,12 +109,18 @@ class ImageDeletion:
 
     def force_untag(self, image, untags, record_deleted, reference, reason):
         """docker rmi -f on an image only stopped containers use: the references go (and, where RECORD_DELETED, the
-        image record) while the containers keep every layer, so nothing is freed."""
+        image record) while the containers keep every layer. Only the record's content, on the containerd store, is
+        freed."""
         self.references[image.id] -= set(untags)
-        if record_deleted:
-            self.accounting.delete_image(image.id)
+        freed = self.accounting.delete_image(image.id) if record_deleted else 0
         self.plan.add("force_untag", reference=reference, image=image.id, untags=untags,
-                      record_deleted=record_deleted, force=True, bytes=0, reason=reason)
+                      record_deleted=record_deleted, force=True, bytes=freed, reason=reason)
+
+    def delete_platform(self, image, reference, platform, manifest_digests, reason):
+        """One platform's content, gone from every image that lists its manifests (the engine's rule)."""
+        self.plan.add("delete_platform", reference=reference, image=image.id, platform=platform,
+                      manifests=list(manifest_digests), force=True,
+                      bytes=sum(self.accounting.delete_platform(digest) for digest in manifest_digests), reason=reason)
 
     def delete_unused(self, image, reason, why_parent_stays=None):
         """Delete an image no container uses, without force: untag each tag (the engine still refuses if a container

@@ -10,14 +10,22 @@ from __future__ import annotations
 
 
 from ansible_collections.reclaim.docker.plugins.module_utils._connection import APIError
+from ansible_collections.reclaim.docker.plugins.module_utils._content_store import (
+    ContentUnreadable,
+    blob_present,
+    find_blobs_dir,
+    read_manifest,
+)
 from ansible_collections.reclaim.docker.plugins.module_utils._model import (
     Container,
     Image,
     Network,
     Snapshot,
     Volume,
+    blob_key,
     chain_ids,
     images_needing_layers,
+    short_id,
 )
 from ansible_collections.reclaim.docker.plugins.module_utils._units import parse_time
 
@@ -26,6 +34,8 @@ MANIFESTS_MIN_API = "1.47"
 ANONYMOUS_VOLUME_LABEL_MIN_API = "1.42"
 ANONYMOUS_VOLUME_LABEL = "com.docker.volume.anonymous"
 PREDEFINED_NETWORKS = ("bridge", "host", "none")
+INDEX_MEDIA_TYPES = ("application/vnd.oci.image.index.v1+json",
+                     "application/vnd.docker.distribution.manifest.list.v2+json")
 # Concurrent per-image reads (inspect, history) when the cache cannot answer; measured in docs/benchmarks.md.
 ENGINE_CALL_WORKERS = 8
 
@@ -54,6 +64,7 @@ def read_snapshot(client, networks=False, volumes=False, build_cache=False):
             shared_size=-1 if raw.get("SharedSize") is None else raw["SharedSize"],
             labels=raw.get("Labels"),
             manifests=[_manifest(m) for m in raw.get("Manifests") or ()],
+            index_size=_index_size(raw.get("Descriptor") or {}),
         )
         for raw in client.get_json("/images/json", params)
     ]
@@ -64,6 +75,7 @@ def read_snapshot(client, networks=False, volumes=False, build_cache=False):
             image_id=raw.get("ImageID") or "",
             state=raw.get("State") or "",
             size_rw=raw.get("SizeRw") or 0,
+            size_root_fs=raw.get("SizeRootFs") or 0,
             created=raw.get("Created") or 0,
             labels=raw.get("Labels"),
             volumes=[m["Name"] for m in raw.get("Mounts") or () if m.get("Type") == "volume" and m.get("Name")],
@@ -119,8 +131,14 @@ def _manifest(raw):
         kind=raw.get("Kind"),
         available=bool(raw.get("Available")),
         platform="/".join(p for p in (platform.get("os"), platform.get("architecture"), platform.get("variant")) if p),
-        size=(raw.get("Size") or {}).get("Total") or 0,
+        manifest_size=descriptor.get("size") or 0,
+        content=(raw.get("Size") or {}).get("Content") or 0,
+        unpacked=(((raw.get("ImageData") or {}).get("Size") or {}).get("Unpacked")) or 0,
     )
+
+
+def _index_size(descriptor):
+    return descriptor.get("size") or 0 if descriptor.get("mediaType") in INDEX_MEDIA_TYPES else 0
 
 
 def layer_sizes_from_history(diff_ids, history):
@@ -152,9 +170,10 @@ def load_layers(client, snapshot, image_ids, cache, workers=ENGINE_CALL_WORKERS)
     """Fill in layer chains and sizes for IMAGE_IDS and for the images that may share layers with them.
 
     Exactness needs the chains of the images a plan deletes and of every image that shares layers with them; images
-    whose SharedSize is 0 are accounted by their own Size. An image ID is the digest of its config, so its chain and
-    layer sizes never change: CACHE answers for the images read before, and the rest cost two engine calls each
-    (inspect and history), made WORKERS at a time. Returns whether any image needed its layers.
+    whose SharedSize is 0 are accounted by their own Size. An image ID is the digest of its config (of its manifest or
+    index on the containerd store), so its chain and layer sizes never change: CACHE answers for the images read
+    before, and the rest cost two engine calls each (inspect and history), made WORKERS at a time. On the containerd
+    store, every image's content too (load_content). Returns whether any image needed its layers.
     """
     needed = sorted(images_needing_layers(snapshot, image_ids))
     # Orphan holders are matched by overlay2 directory, which is not content-addressed: those are read every time.
@@ -168,6 +187,7 @@ def load_layers(client, snapshot, image_ids, cache, workers=ENGINE_CALL_WORKERS)
         _set_layers(snapshot, image_id, *cached)
         if dirs_needed:
             to_read.append((image_id, False))
+    unknown_holders = []
     paths = [path for image_id, with_history in to_read
              for path in [f"/images/{image_id}/json"] + ([f"/images/{image_id}/history"] if with_history else [])]
     answers = iter(client.get_json_many(paths, workers))
@@ -176,6 +196,10 @@ def load_layers(client, snapshot, image_ids, cache, workers=ENGINE_CALL_WORKERS)
         inspect = next(answers)
         history = next(answers) if with_history else None
         if inspect is None:
+            if image_id not in snapshot.images and snapshot.containerd_store:
+                # A container's image whose record went before (rmi -f), not in the cache: no engine call tells the
+                # snapshots it holds (overlay2's directories do; _load_orphan_holders).
+                unknown_holders.append(image_id)
             # Gone since the snapshot: it is accounted by its listed Size, and apply reports the race.
             continue
         diff_ids = inspect.get("RootFS", {}).get("Layers") or []
@@ -186,7 +210,97 @@ def load_layers(client, snapshot, image_ids, cache, workers=ENGINE_CALL_WORKERS)
             cache.put(image_id, chains, sizes)
         layer_dirs.update(zip(chains, _overlay_dirs(inspect)))
     _load_orphan_holders(client, snapshot, layer_dirs)
+    if needed and snapshot.containerd_store:
+        problems = load_content(client, snapshot, cache)
+        problems += [f"container(s) still hold the snapshots of image {short_id(image_id)}, whose record is gone and "
+                     "which this host's layer cache never saw: they are not counted" for image_id in unknown_holders]
+        if problems:
+            snapshot.inexact_reason = "; ".join(problems)
     return bool(needed)
+
+
+def load_content(client, snapshot, cache):
+    """On the containerd store: the content blobs each image holds, in snapshot.content (see _model.image_keys).
+
+    Every image's, whatever SharedSize says (it counts shared snapshots only, not blobs shared by digest). The listing
+    gave each image's manifests with the bytes of their blobs present (content); the blobs a manifest names come from
+    CACHE, or from its JSON in containerd's content store, and what is read is checked against the engine's count.
+    Where the store cannot be read (a remote engine, no permission), images hold their snapshots only. Returns the
+    problems that keep the bytes from being exact, one sentence each.
+    """
+    unread = "the bytes count the images' unpacked snapshots, not their content blobs, which the engine frees too"
+    if not client.supports(MANIFESTS_MIN_API):
+        return [f"the engine's API {client.api_version} lists no image manifests (API {MANIFESTS_MIN_API} does): {unread}"]
+    if not snapshot.images:
+        return []
+    blobs_dir, problems = None, []
+    try:
+        if not client.is_local:
+            raise ContentUnreadable(f"the engine is not on this host ({client.base_url})")
+        blobs_dir = find_blobs_dir(snapshot.engine.get("docker_root_dir"), min(snapshot.images))
+    except ContentUnreadable as exc:
+        problems.append(f"containerd's content store cannot be read ({exc}): {unread}")
+    for image in snapshot.images.values():
+        if image.manifests:
+            problems += _load_image_content(snapshot, image, blobs_dir, cache)
+    return problems
+
+
+def _load_image_content(snapshot, image, blobs_dir, cache):
+    """IMAGE's content into snapshot.content; the problems met, one sentence each."""
+    problems = []
+    index = ()
+    if image.index_size and blobs_dir:
+        index = (blob_key(image.id),)
+        snapshot.layer_sizes[index[0]] = image.index_size
+    manifests = {}
+    for manifest in image.manifests:
+        if not manifest["content"] and not manifest["unpacked"]:
+            continue  # absent, or removed (its files may wait for containerd's collector a little longer)
+        manifests[manifest["digest"]] = ()
+        if not blobs_dir or not manifest["content"]:
+            continue
+        try:
+            named = cache.get_manifest(manifest["digest"])
+            if named is None:
+                named = read_manifest(blobs_dir, manifest["digest"])
+                cache.put_manifest(image.id, manifest["digest"], named)
+        except ContentUnreadable as exc:
+            problems.append(f"the content of image {short_id(image.id)} cannot be read: {exc}")
+            continue
+        blobs = dict(((manifest["digest"], manifest["manifest_size"]),) + named)
+        if not manifest["available"]:
+            # Partly present (a platform pulled in part): the engine counts the blobs it has.
+            blobs = {digest: size for digest, size in blobs.items() if blob_present(blobs_dir, digest)}
+        if sum(blobs.values()) != manifest["content"]:
+            problems.append(f"image {short_id(image.id)} holds {manifest['content']} bytes of content for "
+                            f"{manifest['platform'] or manifest['digest']} by the engine's count, "
+                            f"{sum(blobs.values())} as read")
+        manifests[manifest["digest"]] = tuple(blob_key(digest) for digest in blobs)
+        snapshot.layer_sizes.update((blob_key(digest), size) for digest, size in blobs.items())
+    unpacked, problem = _unpacked_manifest(snapshot, image)
+    if problem:
+        problems.append(problem)
+    snapshot.content[image.id] = dict(index=index, manifests=manifests, unpacked=unpacked)
+    return problems
+
+
+def _unpacked_manifest(snapshot, image):
+    """The platform manifest whose snapshots are the image's layers (the one the engine unpacked), or None; and a
+    problem when the layers read do not match it."""
+    unpacked = [m for m in image.manifests if m["unpacked"]]
+    if not unpacked:
+        return None, None
+    layers = snapshot.layers.get(image.id)
+    if layers is None:
+        return unpacked[0]["digest"], None  # not read: it holds one pseudo-layer, not priced
+    size = sum(snapshot.layer_sizes.get(key, 0) for key in layers)
+    matching = [m for m in unpacked if m["unpacked"] == size]
+    if len(unpacked) == 1 and matching:
+        return matching[0]["digest"], None
+    platforms = ", ".join(m["platform"] or m["digest"] for m in unpacked)
+    return (matching or unpacked)[0]["digest"], (f"image {short_id(image.id)} has unpacked snapshots for {platforms}, "
+                                                 f"and its layers read ({size} bytes) are those of one at most")
 
 
 def _set_layers(snapshot, image_id, chains, sizes):

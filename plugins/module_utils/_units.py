@@ -19,6 +19,13 @@ UNIX_TIME = re.compile(r"^\d+(\.\d+)?$")
 # As Docker's units.RAMInBytes and Ansible's human_to_bytes: every unit is a power of 1024.
 SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGTP]?)(?:I?B)?\s*$", re.IGNORECASE)
 SIZE_FACTORS = {"": 1, "K": 1024, "M": 1024 ** 2, "G": 1024 ** 3, "T": 1024 ** 4, "P": 1024 ** 5}
+# Docker's sizes and Unix times are int64, Go's durations int64 nanoseconds (about 292 years): a value past them is
+# refused there (BuildKit gets `until` as a duration), and here.
+INT64_MAX = 2 ** 63 - 1
+MAX_DURATION = INT64_MAX / 1e9
+# The times Docker's `until` takes (timetypes.GetTimestamp): a date, then an hour, minutes, seconds and a fraction as
+# far as given, with a zone (Z, +hh:mm) or without (local time). Engine times are its RFC 3339 case.
+TIMESTAMP = re.compile(r"(\d{4})-(\d{2})-(\d{2})(?:T(\d{2})(?::(\d{2})(?::(\d{2})(?:\.(\d+))?)?)?)?([zZ]|[+-]\d{2}:\d{2})?")
 
 
 class ValueProblem(ValueError):
@@ -34,6 +41,8 @@ def parse_duration(value, option, allow_negative=False):
         raise ValueProblem(f"{option}: {value!r} is not a duration; write it as Go does (24h, 1h30m, 720h) or in days "
                            "and weeks (30d, 2w).")
     seconds = sum(float(number) * DURATION_UNITS[unit] for number, unit in DURATION_PART.findall(text))
+    if seconds > MAX_DURATION:
+        raise ValueProblem(f"{option}: {value!r} is longer than a Go duration can be (about 292 years).")
     if text.startswith("-"):
         if not allow_negative:
             raise ValueProblem(f"{option}: {value!r} is negative.")
@@ -48,13 +57,14 @@ def parse_until(value, option, now):
     if DURATION.match(text):
         return now - parse_duration(text, option, allow_negative=True)
     if UNIX_TIME.match(text):
+        if float(text) > INT64_MAX:
+            raise ValueProblem(f"{option}: {value!r} is past the Unix times Docker takes (64-bit seconds).")
         return float(text)
-    try:
-        moment = datetime.datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith("Z") else text)
-    except ValueError:
+    moment = _timestamp(text)
+    if moment is None:
         raise ValueProblem(f"{option}: {value!r} is neither a duration (24h, 30d) nor a time (2024-01-31, "
-                           "2024-01-31T12:00:00Z, a Unix timestamp).") from None
-    return moment.timestamp()
+                           "2024-01-31T12:00:00Z, a Unix timestamp).")
+    return moment
 
 
 def parse_size(value, option):
@@ -64,12 +74,16 @@ def parse_size(value, option):
     if isinstance(value, int):
         if value < 0:
             raise ValueProblem(f"{option}: {value} is negative.")
-        return value
-    match = SIZE.match(str(value))
-    if not match:
-        raise ValueProblem(f"{option}: {value!r} is not a size; write bytes (1073741824) or a number with a unit "
-                           "(500MB, 10GiB, 1.5G).")
-    return int(float(match.group(1)) * SIZE_FACTORS[match.group(2).upper()])
+        size = value
+    else:
+        match = SIZE.match(str(value))
+        if not match:
+            raise ValueProblem(f"{option}: {value!r} is not a size; write bytes (1073741824) or a number with a unit "
+                               "(500MB, 10GiB, 1.5G).")
+        size = float(match.group(1)) * SIZE_FACTORS[match.group(2).upper()]
+    if size > INT64_MAX:
+        raise ValueProblem(f"{option}: {value!r} is more than Docker's sizes hold (8 EiB).")
+    return int(size)
 
 
 def parse_time(value):
@@ -79,12 +93,28 @@ def parse_time(value):
         return float(value)
     if not value or value.startswith("0001-01-01"):
         return None
-    text = value.replace("Z", "+00:00")
-    # Go writes 1 to 9 fraction digits; Python before 3.11 takes exactly 3 or 6: make it 6.
-    text = re.sub(r"\.(\d+)", lambda match: "." + match.group(1)[:6].ljust(6, "0"), text)
+    return _timestamp(value)
+
+
+def _timestamp(text):
+    """Unix seconds of TEXT in a TIMESTAMP form, or None. Read here, not by fromisoformat, so that every target
+    Python takes the same forms: 3.9's takes only 3 or 6 fraction digits (Go writes 1 to 9), 3.11's takes forms
+    Docker does not (2024-W05, 20240131)."""
+    match = TIMESTAMP.fullmatch(text)
+    if not match:
+        return None
+    year, month, day, hour, minute, second, fraction, zone = match.groups()
     try:
-        return datetime.datetime.fromisoformat(text).timestamp()
-    except ValueError:
+        if zone is None:
+            tzinfo = None
+        elif zone in "zZ":
+            tzinfo = datetime.timezone.utc
+        else:
+            offset = datetime.timedelta(hours=int(zone[1:3]), minutes=int(zone[4:6]))
+            tzinfo = datetime.timezone(-offset if zone[0] == "-" else offset)
+        return datetime.datetime(int(year), int(month), int(day), int(hour or 0), int(minute or 0), int(second or 0),
+                                 int((fraction or "")[:6].ljust(6, "0")), tzinfo=tzinfo).timestamp()
+    except (ValueError, OverflowError, OSError):  # no such date or zone, or out of the platform's range
         return None
 
 

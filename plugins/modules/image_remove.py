@@ -39,7 +39,10 @@ options:
   name:
     description:
       - The images to remove, each a C(repo[:tag]) (no tag means C(latest), as the Docker CLI does), a C(repo@sha256:...)
-        digest reference, or a full or short (at least 6 hex digits) image ID, with or without C(sha256:).
+        digest reference, or an image ID, full (with or without C(sha256:)) or short (at least 6 hex digits, without
+        C(sha256:)).
+      - A name that Docker's reference grammar refuses (for example capitals in the repository, or a tag with a space)
+        fails the task before the engine is contacted.
       - Names are handled in order; everything that can be done is done, and if any could not be removed the task fails at
         the end with one message that lists each and why.
     type: list
@@ -206,10 +209,11 @@ from ansible_collections.reclaim.docker.plugins.module_utils._apply import took_
 from ansible_collections.reclaim.docker.plugins.module_utils._connection import EngineConnectionError, docker_module
 from ansible_collections.reclaim.docker.plugins.module_utils._image_plan import plan_image_removal
 from ansible_collections.reclaim.docker.plugins.module_utils._layer_cache import layer_cache_argument_spec
-from ansible_collections.reclaim.docker.plugins.module_utils._model import short_id
+from ansible_collections.reclaim.docker.plugins.module_utils._model import check_image_name, short_id
 from ansible_collections.reclaim.docker.plugins.module_utils._pipeline import Pipeline
+from ansible_collections.reclaim.docker.plugins.module_utils._units import ValueProblem
 
-PLATFORM = re.compile(r"^[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?$")
+PLATFORM = re.compile(r"[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?")
 PLATFORM_MIN_API = "1.50"
 
 
@@ -220,10 +224,15 @@ class ImageRemover:
 
     def validate(self):
         """Every option value, checked before the engine is contacted."""
-        if not self.params["name"] or any(not n or not n.strip() for n in self.params["name"]):
-            self.module.fail_json(msg="name must list at least one image reference, and none may be empty.")
+        if not self.params["name"]:
+            self.module.fail_json(msg="name must list at least one image reference.")
+        try:
+            for name in self.params["name"]:
+                check_image_name(name, "name")
+        except ValueProblem as exc:
+            self.module.fail_json(msg=str(exc))
         platform = self.params["platform"]
-        if platform is not None and not PLATFORM.match(platform):
+        if platform is not None and not PLATFORM.fullmatch(platform):
             self.module.fail_json(msg=f"platform {platform!r} is not OS/ARCH[/VARIANT], for example linux/arm64.")
 
     def validate_engine(self, client):

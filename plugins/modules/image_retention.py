@@ -21,6 +21,8 @@ description:
     deleted, and so are its untagged parents that nothing else needs.
   - The engine does not record when an image was last used. Last use is the creation time of the newest container of the
     image, else the image's creation time; RV(violations[].last_use_source) says which.
+  - Every option value is checked before the engine is contacted; options that give no policy (no O(keep_last),
+    O(max_age), O(high_watermark) nor O(max_images_bytes), and O(dangling=false)) fail the task.
 extends_documentation_fragment:
   - reclaim.docker._docker
   - reclaim.docker._protection
@@ -40,7 +42,9 @@ options:
     description: Per repository (the name without tag), keep the N newest images by creation time.
     type: int
   max_age:
-    description: Images created longer ago than this violate the policy. A Go duration (V(720h)) or days and weeks (V(30d), V(2w)).
+    description:
+      - Images created longer ago than this violate the policy. A Go duration (V(720h)) or days and weeks (V(30d), V(2w)).
+      - Not below O(min_age), which would keep the images that violate it.
     type: str
   dangling:
     description: Whether dangling (untagged) images are subject to the policy; when V(true) they violate it.
@@ -289,6 +293,13 @@ class RetentionEnforcer:
                 self.module.fail_json(msg=f"{option} is a percent between 0 and 100, got {value}.")
         if high is not None and low > high:
             self.module.fail_json(msg=f"low_watermark ({low}) is above high_watermark ({high}).")
+        min_age = self.protection.min_age
+        if min_age is not None and self.max_age is not None and min_age > self.max_age:
+            self.module.fail_json(msg=f"min_age ({params['min_age']}) is above max_age ({params['max_age']}): an image "
+                                      "aged between the two would violate max_age and be kept by min_age.")
+        if (params["keep_last"], self.max_age, high, self.budget) == (None,) * 4 and not params["dangling"]:
+            self.module.fail_json(msg="image_retention has no policy to enforce: set keep_last, max_age, high_watermark, "
+                                      "max_images_bytes, or dangling: true.")
 
     def usage(self, client):
         df = client.system_df(["image"])

@@ -16,13 +16,16 @@ description:
   - The filters C(until), C(label), C(label!) and C(dangling) are evaluated by this module, the same way on every engine
     (Docker 29's image prune ignores C(label!); older engines OR several C(label!); the containerd image store compares
     C(until) with the record time). Several C(label) must all hold, several C(label!) must all hold, and C(until) compares
-    with the time the object was created. An object whose creation time is unknown never matches C(until): it is kept
+    with the time the object was created. An object whose creation time is unknown never matches C(until), it is kept
     as if new and reported in RV(skipped_items).
   - The selected items are removed one by one in a safe order, as C(docker system prune) does it; containers first (the
     images they held are freed in the same run, and check mode predicts that), then images children first, networks,
     volumes, build cache.
   - An item that changed since the run read the engine (404 gone, 409 now in use) is skipped and reported with the
     engine's reason.
+  - Every option value is checked before the engine is contacted. An option of an object type that is not pruned (for
+    example O(containers_filters) without O(containers=true), or O(builder_cache_keep_storage) without
+    O(builder_cache=true)) fails the task, as it would select nothing.
 extends_documentation_fragment:
   - reclaim.docker._docker
   - reclaim.docker._protection
@@ -92,6 +95,8 @@ options:
     description:
       - Filters for the build cache, keys C(until), C(id), C(type), C(inuse), C(shared), C(private), C(description),
         C(parent). They are checked here (BuildKit ignores keys it does not know) and passed to the engine.
+      - C(type) takes BuildKit's record types, V(internal), V(frontend), V(source.local), V(source.git.checkout),
+        V(exec.cachemount), V(regular).
     type: dict
   builder_cache_keep_storage:
     description:
@@ -379,9 +384,14 @@ class Pruner:
         malformed = [i for i in self.params["assume_deleted"] if not FULL_IMAGE_ID.fullmatch(i)]
         if malformed:
             self.module.fail_json(msg=f"assume_deleted takes full image IDs (sha256: and 64 hex digits), got {malformed}.")
-        if self.params["volumes_filters"] and not self.params["volumes"]:
-            self.module.fail_json(msg="volumes_filters is set but volumes is false: volumes are pruned only when "
-                                      "volumes: true asks for it.")
+        # An option of an object type the run does not prune would select nothing: it cannot mean what was typed.
+        idle = [(f"{t}_filters", t) for t in OBJECT_TYPES if self.params[f"{t}_filters"] and not self.params[t]]
+        idle += [(option, "builder_cache") for option in ("builder_cache_all", "builder_cache_keep_storage")
+                 if self.params[option] not in (None, False) and not self.params["builder_cache"]]
+        if idle:
+            option, object_type = idle[0]
+            self.module.fail_json(msg=f"{option} is set but {object_type} is false: it applies only when "
+                                      f"{object_type}: true asks for that prune.")
 
     def build_cache_until(self):
         """The stricter of builder_cache_filters.until and min_age."""

@@ -9,11 +9,17 @@ For each flavour it starts a private engine (named ``ut-rec-*``, stopped afterwa
 ``scenario.build`` (prefix ``rec``), reads ``read_snapshot`` + ``load_layers`` for every image and writes
 ``tests/unit/plugins/module_utils/snapshots/<flavour>.json`` (``Snapshot.to_dict()``).
 
-On the overlay2 flavours it then measures REMOVALS on the engine itself: for each case the scenario is
-torn down and rebuilt (same spec and prefix: the same image IDs), the listed containers are removed and the
-listed names are removed with ``DELETE /images`` (prune on, as ``docker rmi``), and the drop of
-``/system/df`` LayersSize and of the removed containers' SizeRw is written to
-``snapshots/<flavour>.expected.json``. The unit tests assert that the planner's bytes equal those drops.
+It then measures REMOVALS on the engine itself: for each case the scenario is torn down and rebuilt (same
+spec and prefix: the same image IDs), the listed containers are removed and the listed names are removed with
+``DELETE /images`` (prune on, as ``docker rmi``), and the drop of ``/system/df`` LayersSize and of the removed
+containers' SizeRw is written to ``snapshots/<flavour>.expected.json``; on the containerd store also
+PLATFORM_REMOVALS, one platform's content each, measured once containerd's collector has run. The unit tests
+assert that the planner's bytes equal those drops. (On the containerd store LayersSize counts a container's
+writable and init snapshots too; on overlay2 it does not, and SizeRw is the writable layer.)
+
+On the containerd store it also copies what the unit tests read of containerd's content store into
+``snapshots/28.5-containerd.root/`` (laid out as Docker's root dir): every index and manifest blob the images
+list, and an empty file for each config and layer blob (only their presence is read).
 
 Also on overlay2 (``<flavour>.orphaned.json``): an image force-untagged while a stopped container uses it
 (``docker rmi -f``: the record goes, the container keeps the layers), then the snapshot a later run reads,
@@ -26,8 +32,10 @@ The JSON files are committed; re-run this only when the snapshot format or the s
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -40,6 +48,11 @@ from ansible_collections.reclaim.docker.plugins.module_utils._connection import 
     connect,
     connection_argument_spec,
 )
+from ansible_collections.reclaim.docker.plugins.module_utils._content_store import (  # noqa: E402
+    BLOBS_UNDER_ROOT,
+    DOCKERD_CONTAINERD_ROOT,
+)
+from ansible_collections.reclaim.docker.plugins.module_utils._layer_cache import LayerCache  # noqa: E402
 from ansible_collections.reclaim.docker.plugins.module_utils._snapshot import load_layers, read_snapshot  # noqa: E402
 from harness import engines, scenario  # noqa: E402
 
@@ -66,11 +79,15 @@ SPEC = {
         {"name": "halted", "image": "lab/stop:1", "state": "exited", "writable_bytes": 50_000},
     ],
 }
-# Containerd store only: mp2's index holds exactly mp1's linux/amd64 manifest, so the two share that variant.
+# Containerd store only: mp2's index holds exactly mp1's linux/amd64 manifest, so the two share that variant;
+# part's index lists a platform pulled in part (its manifest only) and one not pulled at all.
 MULTIPLATFORM = [
     {"name": "mp", "tag": "lab/mp:1", "platforms": ["linux/amd64", "linux/arm64"], "size": 300_000},
     {"name": "mp", "tag": "lab/mp-amd64:1", "platforms": ["linux/amd64"], "size": 300_000},
+    {"name": "part", "tag": "lab/part:1", "platforms": ["linux/amd64", "linux/arm64", "linux/s390x"], "size": 200_000,
+     "manifest_only": ["linux/arm64"], "missing": ["linux/s390x"]},
 ]
+CONTAINERD = "28.5-containerd"
 
 # name -> (names removed in order, containers removed first, force). Names are spec tags (prefixed here)
 # or "id:<image>" for the image's 12-hex short ID.
@@ -84,6 +101,15 @@ REMOVALS = {
     "dangling_by_id": (["id:dang"], [], False),
     "stopped_with_container": (["lab/stop:1"], ["halted"], False),
 }
+# Containerd store only: name -> (reference, platform).
+PLATFORM_REMOVALS = {
+    "mp_arm64": ("lab/mp:1", "linux/arm64"),
+    "mp_amd64_shared": ("lab/mp:1", "linux/amd64"),   # mp-amd64 loses it too
+    "part_arm64_in_part": ("lab/part:1", "linux/arm64"),
+    "part_amd64": ("lab/part:1", "linux/amd64"),
+}
+# containerd collects a removed platform's content about 2 s after the call.
+COLLECTOR_WAIT = 4
 
 
 def client_for(engine):
@@ -95,7 +121,8 @@ def client_for(engine):
 def record(engine, built):
     client = client_for(engine)
     snapshot = read_snapshot(client)
-    load_layers(client, snapshot, list(snapshot.images))
+    load_layers(client, snapshot, list(snapshot.images), LayerCache(None))
+    assert snapshot.inexact_reason is None, snapshot.inexact_reason
     return snapshot
 
 
@@ -119,6 +146,35 @@ def measure(engine, built, names, containers, force):
             "containers": [f"{PREFIX}-{c}" for c in containers], "force": force,
             "layers_size_drop": before["LayersSize"] - after["LayersSize"], "containers_size_rw": removed_rw,
             "engine_response": responses}
+
+
+def measure_platform(engine, _built, reference, platform):
+    api = scenario.client(engine.docker_host)
+    before = api.df()["LayersSize"]
+    os_, architecture = platform.split("/")
+    response = api._result(api._delete(api._url("/images/{0}", f"{PREFIX}/{reference}"), params={
+        "force": 1, "noprune": 1, "platforms": json.dumps({"os": os_, "architecture": architecture})}), json=True)
+    time.sleep(COLLECTOR_WAIT)
+    return {"reference": f"{PREFIX}/{reference}", "platform": platform, "engine_response": response,
+            "layers_size_drop": before - api.df()["LayersSize"]}
+
+
+def record_content_store(engine, snapshot):
+    """What load_content reads of containerd's content store, under OUT/<flavour>.root as under Docker's root dir."""
+    source = Path(engine.data_root, DOCKERD_CONTAINERD_ROOT, BLOBS_UNDER_ROOT)
+    target = OUT / f"{CONTAINERD}.root" / DOCKERD_CONTAINERD_ROOT / BLOBS_UNDER_ROOT
+    shutil.rmtree(OUT / f"{CONTAINERD}.root", ignore_errors=True)
+    target.mkdir(parents=True)
+    for image in snapshot.images.values():
+        for digest in [image.id] + [m["digest"] for m in image.manifests]:
+            blob = source / digest.split(":", 1)[1]
+            if not blob.exists():
+                continue
+            (target / blob.name).write_bytes(blob.read_bytes())
+            manifest = json.loads(blob.read_bytes())
+            for descriptor in [manifest.get("config")] + list(manifest.get("layers") or []):
+                if descriptor and (source / descriptor["digest"].split(":", 1)[1]).exists():
+                    (target / descriptor["digest"].split(":", 1)[1]).touch()
 
 
 ORPHAN_SPEC = {
@@ -148,10 +204,16 @@ def record_orphan(engine):
 
 
 def teardown(engine, built):
-    """scenario.teardown, for a scenario whose containers a removal case may have removed already."""
-    existing = {c["Id"] for c in scenario.client(engine.docker_host).containers(all=True)}
+    """scenario.teardown, for a scenario whose containers a removal case may have removed already, and every image
+    tagged with the prefix."""
+    api = scenario.client(engine.docker_host)
+    existing = {c["Id"] for c in api.containers(all=True)}
     built.containers = {name: cid for name, cid in built.containers.items() if cid in existing}
     scenario.teardown(engine.docker_host, built)
+    # Two multiplatform specs of one name (sharing their layers) are one entry of built.multiplatform.
+    for image in api.images():
+        if any(tag.startswith(f"{PREFIX}/") for tag in image.get("RepoTags") or ()):
+            api.remove_image(image["Id"], force=True)
 
 
 def main(flavours):
@@ -160,24 +222,29 @@ def main(flavours):
         engine = engines.start(flavour, ENGINE_NAMES[flavour])
         try:
             spec = dict(SPEC)
-            if flavour == "28.5-containerd":
+            if flavour == CONTAINERD:
                 spec["multiplatform"] = MULTIPLATFORM
             built = scenario.build(engine.docker_host, spec, prefix=PREFIX)
             snapshot = record(engine, built)
             ids = {name: image["id"] for name, image in built.images.items()}
             (OUT / f"{flavour}.json").write_text(json.dumps(snapshot.to_dict(), indent=1, sort_keys=True) + "\n")
             print(f"{flavour}: {len(snapshot.images)} images, {len(snapshot.containers)} containers")
-            if flavour == "28.5-containerd":
-                continue
-            expected = {"spec_ids": ids, "removals": {}}
-            for case, (names, containers, force) in REMOVALS.items():
+            if flavour == CONTAINERD:
+                record_content_store(engine, snapshot)
+            expected = {"spec_ids": ids, "removals": {}, "platform_removals": {}}
+            cases = [("removals", case, measure, args) for case, args in REMOVALS.items()]
+            if flavour == CONTAINERD:
+                cases += [("platform_removals", case, measure_platform, args) for case, args in PLATFORM_REMOVALS.items()]
+            for kind, case, measure_case, args in cases:
                 teardown(engine, built)
                 built = scenario.build(engine.docker_host, spec, prefix=PREFIX)
                 assert {n: i["id"] for n, i in built.images.items()} == ids, "rebuild changed image IDs"
-                expected["removals"][case] = measure(engine, built, names, containers, force)
-                print(f"  {case}: {expected['removals'][case]['layers_size_drop']}")
+                expected[kind][case] = measure_case(engine, built, *args)
+                print(f"  {case}: {expected[kind][case]['layers_size_drop']}")
             (OUT / f"{flavour}.expected.json").write_text(json.dumps(expected, indent=1, sort_keys=True) + "\n")
             teardown(engine, built)
+            if flavour == CONTAINERD:
+                continue
             orphan = record_orphan(engine)
             (OUT / f"{flavour}.orphaned.json").write_text(json.dumps(orphan, indent=1, sort_keys=True) + "\n")
             removal = orphan["removal"]

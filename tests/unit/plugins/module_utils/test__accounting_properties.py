@@ -49,8 +49,24 @@ def layer_graphs(draw):
     return snapshot, removals
 
 
+@st.composite
+def content_graphs(draw):
+    """Engine states of either store (the containerd store's with content: indexes, platform manifests shared by
+    several images, blobs shared by several manifests, platforms present in whole, in part or not at all), and
+    removals of images, containers and platforms in any order."""
+    snapshot = draw(snapshots())
+    manifests = sorted({m["digest"] for i in snapshot.images.values() for m in i.manifests}) or ["sha256:" + "0" * 64]
+    removals = draw(st.lists(st.one_of(
+        st.tuples(st.just("image"), st.sampled_from(sorted(snapshot.images))),
+        st.tuples(st.just("container"), st.sampled_from(sorted(snapshot.containers) or ["none"])),
+        st.tuples(st.just("held"), st.sampled_from(sorted(snapshot.images))),
+        st.tuples(st.just("platform"), st.sampled_from(manifests)),
+    ), max_size=12))
+    return snapshot, removals
+
+
 @SETTINGS
-@given(layer_graphs())
+@given(st.one_of(layer_graphs(), content_graphs()))
 def test_every_step_frees_what_the_definition_says(case):
     snapshot, removals = case
     fast, oracle = Accounting(snapshot), OracleAccounting(snapshot)
@@ -63,6 +79,8 @@ def test_every_step_frees_what_the_definition_says(case):
             if target not in snapshot.images or target in oracle.deleted_images:
                 continue  # the planners delete listed images, each once
             assert fast.delete_image(target) == oracle.delete_image(target)
+        elif kind == "platform":
+            assert fast.delete_platform(target) == oracle.delete_platform(target)
         else:
             if target not in snapshot.containers or target in oracle.removed_containers:
                 continue

@@ -68,8 +68,14 @@ def test_boolean_keys(value, expected):
     ("images", {"dangling": "maybe"}, "dangling must be true or false"),
     ("containers", {"until": ["1h", "2h"]}, "give one until"),
     ("containers", {"until": "30days"}, "containers_filters.until: '30days'"),
-    ("networks", {"label": "=v"}, "label takes KEY or KEY=VALUE"),
+    ("networks", {"label": "=v"}, "networks_filters.label: '=v' is not KEY or KEY=VALUE"),
     ("builder_cache", {"foo": "1"}, "builder_cache_filters: unknown filter 'foo'"),
+    ("builder_cache", {"type": "layers"}, "builder_cache_filters.type: 'layers' is no build cache record type"),
+    ("builder_cache", {"parent": ["x", ""]}, "builder_cache_filters.parent: an empty value"),
+    ("images", {"label": "tier = prod"}, "images_filters.label: 'tier = prod' has whitespace in its key"),
+    ("images", {"label": "keep!=1"}, "images_filters.label: 'keep!=1' has a key with !"),
+    ("networks", {"label!": {"keep": "yes"}}, "networks_filters.label!: in Docker's map form every value is true or false"),
+    ("containers", {"label": None}, "containers_filters.label: takes a string, a list of strings"),
 ])
 def test_bad_filters_name_the_option(category, raw, fragment):
     with pytest.raises(ValueProblem) as error:
@@ -89,6 +95,8 @@ def test_protection():
 def test_bad_protection():
     with pytest.raises(ValueProblem, match="protect.labels"):
         Protection({"labels": ["=x"]}, None, NOW)
+    with pytest.raises(ValueProblem, match="protect.references: 'postgres' never matches"):
+        Protection({"references": ["postgres"]}, None, NOW)
     with pytest.raises(ValueProblem, match="min_age"):
         Protection({}, "soon", NOW)
 

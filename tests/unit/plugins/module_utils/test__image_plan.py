@@ -15,7 +15,7 @@ from snapshot_helpers import (
     recorded,
 )
 
-from ansible_collections.reclaim.docker.plugins.module_utils._image_plan import plan_image_removal
+from ansible_collections.reclaim.docker.plugins.module_utils._image_plan import ImageRemovalPlanner, plan_image_removal
 from ansible_collections.reclaim.docker.plugins.module_utils._model import short_id
 
 P = PREFIX
@@ -30,26 +30,24 @@ def snap(request):
     return recorded(request.param)
 
 
-@pytest.fixture(params=OVERLAY2)
-def overlay(request):
-    return request.param
-
-
 # ---------------------------------------------------------------- exact bytes, against the engines
 
+@pytest.mark.parametrize("flavour", FLAVOURS)
 @pytest.mark.parametrize("case", ["d1_both_tags", "d3_and_d4", "d3_only", "k1_and_d1", "multi_one_tag",
                                   "multi_by_id_forced", "dangling_by_id", "stopped_with_container"])
-def test_planned_bytes_equal_what_the_engine_freed(overlay, case):
-    """The recorded engine removed these names and LayersSize dropped by layers_size_drop (plus the SizeRw
-    of the containers removed first): the planner must predict exactly that."""
-    outcome = expected(overlay)["removals"][case]
-    snap = recorded(overlay)
-    ids = expected(overlay)["spec_ids"]
+def test_planned_bytes_equal_what_the_engine_freed(flavour, case):
+    """The recorded engine removed these names and LayersSize dropped by layers_size_drop (plus, on overlay2, the
+    SizeRw of the containers removed first; the containerd store's LayersSize counts their snapshots): the planner
+    must predict exactly that."""
+    outcome = expected(flavour)["removals"][case]
+    snap = recorded(flavour)
+    ids = expected(flavour)["spec_ids"]
     names = [short_id(ids[n[3:]]) if n.startswith("id:") else n for n in outcome["names"]]
     plan = plan_image_removal(snap, names, force=outcome["force"],
                               remove_stopped_containers=bool(outcome["containers"]))
     assert plan.refusals == [] and plan.not_found == [] and plan.orphaned == []
-    assert plan.reclaimed_bytes == outcome["layers_size_drop"] + outcome["containers_size_rw"]
+    containers_outside = 0 if snap.containerd_store else outcome["containers_size_rw"]
+    assert plan.reclaimed_bytes == outcome["layers_size_drop"] + containers_outside
     removed = [a["name"] for a in plan.actions if a["action"] == "remove_container"]
     assert removed == outcome["containers"]
     # The images the engine reported Deleted are the ones planned for deletion.
@@ -65,6 +63,18 @@ def test_planned_bytes_equal_what_the_engine_freed(overlay, case):
 ])
 def test_recorded_drops_are_the_scenario_sizes(flavour, case, freed):
     assert expected(flavour)["removals"][case]["layers_size_drop"] == freed
+
+
+def test_a_containerd_drop_is_content_and_snapshots():
+    """d3 alone, on the containerd store: its manifest, its config and its own layer blob (sizes from the manifest's
+    descriptors), and its own snapshot (the history's size); X and the base stay with d4."""
+    snap = recorded("28.5-containerd")
+    image = by_tag(snap, P + "lab/d3:1")
+    manifest_blob, config_blob, _base_blob, _x_blob, own_blob = snap.content[image.id]["manifests"][image.id]
+    own_snapshot = snap.layers[image.id][-1]
+    assert [snap.layer_sizes[k] for k in (manifest_blob, config_blob, own_blob, own_snapshot)] == \
+        [739, 667, 512_000, 512_000]
+    assert expected("28.5-containerd")["removals"]["d3_only"]["layers_size_drop"] == 739 + 667 + 512_000 + 512_000
 
 
 # ---------------------------------------------------------------- tags
@@ -205,7 +215,9 @@ def test_stopped_container_removed_first_with_remove_stopped_containers(snap):
     halted = container_named(snap, "rec-halted")
     plan = plan_image_removal(snap, [P + "lab/stop:1"], remove_stopped_containers=True)
     assert [a["action"] for a in plan.actions] == ["remove_container", "delete_image"]
-    assert plan.actions[0]["container"] == halted.id and plan.actions[0]["bytes"] == halted.size_rw
+    # The containerd store gives a container an init snapshot too (28 KiB), which SizeRw does not count.
+    init_snapshot = 28_672 if snap.containerd_store else 0
+    assert plan.actions[0]["container"] == halted.id and plan.actions[0]["bytes"] == halted.size_rw + init_snapshot
     assert plan.actions[1]["image"] == halted.image_id
     if not snap.containerd_store:
         assert plan.actions[1]["bytes"] == 300_000
@@ -229,6 +241,10 @@ def test_force_by_id_on_a_stopped_containers_image_deletes_the_record_on_every_s
     image = by_tag(snap, P + "lab/stop:1")
     plan = plan_image_removal(snap, [image.id], force=True)
     assert [a["action"] for a in plan.actions] == ["force_untag"] and plan.actions[0]["record_deleted"] is True
+    # The container keeps the layers; on the containerd store the record's content goes with it, but for the base
+    # layer's blob (1,986,560 B of tar), which the other images hold.
+    content = sum(m["content"] for m in image.manifests)
+    assert plan.actions[0]["bytes"] == (content - 1_986_560 if snap.containerd_store else 0)
 
 
 def test_stopped_container_of_a_multi_tag_image_only_untags():
@@ -345,16 +361,38 @@ def test_platform_shared_with_force_is_removed(c8d):
     plan = plan_image_removal(c8d, [P + "lab/mp:1"], platform="linux/amd64", force=True)
     [action] = plan.actions
     assert action["action"] == "delete_platform" and action["image"] == image.id
-    assert action["bytes"] == next(m["size"] for m in image.manifests if m["platform"] == "linux/amd64")
+    # Its manifest, config, layer blob and snapshot, which mp-amd64 loses too; both indexes stay.
+    assert action["bytes"] == expected("28.5-containerd")["platform_removals"]["mp_amd64_shared"]["layers_size_drop"]
 
 
 def test_unshared_platform_is_removed_without_force(c8d):
-    image = by_tag(c8d, P + "lab/mp:1")
     plan = plan_image_removal(c8d, [P + "lab/mp:1"], platform="linux/arm64")
     [action] = plan.actions
     assert (action["action"], action["platform"]) == ("delete_platform", "linux/arm64")
     assert action["reference"] == P + "lab/mp:1"
-    assert action["bytes"] == next(m["size"] for m in image.manifests if m["platform"] == "linux/arm64") > 0
+    assert action["bytes"] == expected("28.5-containerd")["platform_removals"]["mp_arm64"]["layers_size_drop"] > 0
+
+
+@pytest.mark.parametrize("case", ["mp_arm64", "mp_amd64_shared", "part_arm64_in_part", "part_amd64"])
+def test_platform_bytes_equal_what_the_engine_freed(c8d, case):
+    """Measured once containerd's collector had run; part's arm64 was pulled in part (its manifest only)."""
+    outcome = expected("28.5-containerd")["platform_removals"][case]
+    plan = plan_image_removal(c8d, [outcome["reference"]], platform=outcome["platform"], force=True)
+    assert plan.refusals == [] and plan.not_found == []
+    assert plan.reclaimed_bytes == outcome["layers_size_drop"]
+
+
+def test_removing_the_platforms_then_the_image_frees_all_it_held_once(c8d):
+    image = by_tag(c8d, P + "lab/part:1")
+    plan = plan_image_removal(c8d, [P + "lab/part:1"], platform="linux/arm64")
+    plan_all = plan_image_removal(c8d, [P + "lab/part:1"])
+    planner = ImageRemovalPlanner(c8d)
+    for platform in ("linux/amd64", "linux/arm64"):
+        planner.remove_platform(P + "lab/part:1", platform)
+    planner.remove(P + "lab/part:1")
+    assert [a["action"] for a in planner.plan.actions] == ["delete_platform", "delete_platform", "delete_image"]
+    assert planner.plan.actions[-1]["bytes"] == image.index_size  # only the index was left
+    assert planner.plan.reclaimed_bytes == plan_all.reclaimed_bytes > plan.reclaimed_bytes == 399
 
 
 @pytest.mark.parametrize("name, platform, absent", [

@@ -35,6 +35,9 @@ def digest(text):
 
 BASE, MIDDLE, TOP, OTHER = (digest(f"layer {n}") for n in range(4))
 IMAGE_A, IMAGE_B, IMAGE_C = (digest(f"image {n}") for n in range(3))
+# The containerd store: manifests naming a config and layer blobs, some blobs shared.
+MANIFEST_1, MANIFEST_2, CONFIG_1, CONFIG_2, BLOB_BASE, BLOB_TOP = (digest(f"blob {n}") for n in range(6))
+NO_SECTIONS = {"layers": {}, "images": {}, "blobs": {}, "manifests": {}, "image_manifests": {}}
 
 
 @pytest.fixture
@@ -67,7 +70,8 @@ def write_json(path, data):
 
 def valid_data(engine=ENGINE):
     return {"format": CACHE_FORMAT, "engine_id": engine, "layers": {BASE: 100, MIDDLE: 20},
-            "images": {IMAGE_A: [BASE, MIDDLE]}}
+            "images": {IMAGE_A: [BASE, MIDDLE]}, "blobs": {CONFIG_1: 7, BLOB_BASE: 90},
+            "manifests": {MANIFEST_1: [CONFIG_1, BLOB_BASE]}, "image_manifests": {IMAGE_A: [MANIFEST_1]}}
 
 
 def read(path):
@@ -101,7 +105,7 @@ def test_file_is_compact_with_each_layer_once(directory):
     filled(directory)
     data = read(cache_path(directory))
     assert data == {
-        "format": 1, "engine_id": ENGINE,
+        **NO_SECTIONS, "format": 2, "engine_id": ENGINE,
         "layers": {BASE: 100, MIDDLE: 20, TOP: 3, OTHER: 0},
         "images": {IMAGE_A: [BASE, MIDDLE], IMAGE_B: [BASE, TOP], IMAGE_C: [OTHER]},
     }
@@ -521,20 +525,22 @@ def test_a_path_that_is_not_a_regular_file_is_ignored(directory, kind):
 
 
 CORRUPT = {
-    "not JSON": b'{"format": 1, ',
+    "not JSON": b'{"format": 2, ',
     "empty file": b"",
-    "not UTF-8": b'{"format": 1, "engine_id": "\xff\xfe", "layers": {}, "images": {}}',
+    "not UTF-8": b'{"format": 2, "engine_id": "\xff\xfe", "layers": {}, "images": {}}',
     "a list": [],
-    "no format": {"engine_id": ENGINE, "layers": {}, "images": {}},
-    "format 2": {**valid_data(), "format": 2},
+    "no format": {"engine_id": ENGINE, **NO_SECTIONS},
+    "format 1": {**valid_data(), "format": 1},
+    "format 3": {**valid_data(), "format": 3},
     "format 0": {**valid_data(), "format": 0},
-    "format as text": {**valid_data(), "format": "1"},
+    "format as text": {**valid_data(), "format": "2"},
     "format true": {**valid_data(), "format": True},
-    "format 1.0": {**valid_data(), "format": 1.0},
+    "format 2.0": {**valid_data(), "format": 2.0},
     "another engine": {**valid_data(), "engine_id": "OTHER:ENGINE"},
     "no engine": {**valid_data(), "engine_id": None},
     "layers a list": {**valid_data(), "layers": [[BASE, 100]]},
-    "images missing": {"format": 1, "engine_id": ENGINE, "layers": {}},
+    "images missing": {"format": 2, "engine_id": ENGINE, "layers": {}},
+    "format 1's sections only": {"format": 2, "engine_id": ENGINE, "layers": {}, "images": {}},
     "negative size": {**valid_data(), "layers": {BASE: -1, MIDDLE: 20}},
     "fractional size": {**valid_data(), "layers": {BASE: 100.5, MIDDLE: 20}},
     "size as text": {**valid_data(), "layers": {BASE: "100", MIDDLE: 20}},
@@ -555,6 +561,15 @@ CORRUPT = {
     "half valid": {**valid_data(), "layers": {BASE: 100, MIDDLE: 20, TOP: -3},
                    "images": {IMAGE_A: [BASE, MIDDLE], IMAGE_B: [BASE, TOP]}},
     "half valid image": {**valid_data(), "images": {IMAGE_A: [BASE, MIDDLE], IMAGE_B: [BASE, OTHER]}},
+    "blobs a list": {**valid_data(), "blobs": [[CONFIG_1, 7]]},
+    "blob negative size": {**valid_data(), "blobs": {CONFIG_1: -7, BLOB_BASE: 90}},
+    "blob not a digest": {**valid_data(), "blobs": {"config": 7, BLOB_BASE: 90}},
+    "manifest of an unknown blob": {**valid_data(), "manifests": {MANIFEST_1: [CONFIG_1, BLOB_TOP]}},
+    "manifest blobs not a list": {**valid_data(), "manifests": {MANIFEST_1: CONFIG_1}},
+    "manifest blob twice": {**valid_data(), "manifests": {MANIFEST_1: [CONFIG_1, CONFIG_1]}},
+    "image of an unknown manifest": {**valid_data(), "image_manifests": {IMAGE_A: [MANIFEST_2]}},
+    "image manifests an object": {**valid_data(), "image_manifests": {IMAGE_A: {MANIFEST_1: 1}}},
+    "image manifests of no digest": {**valid_data(), "image_manifests": {"abc": [MANIFEST_1]}},
 }
 
 
@@ -566,7 +581,7 @@ def test_a_corrupt_file_is_ignored_whole_and_rebuilt(directory, name):
     one_problem(cache, path, "ignored", "rebuilt")
     assert cache.get(IMAGE_A) is None and cache.get(IMAGE_B) is None
     cache.save(set())  # nothing put, nothing listed: the bad file is still replaced
-    assert read(path) == {"format": CACHE_FORMAT, "engine_id": ENGINE, "layers": {}, "images": {}}
+    assert read(path) == {"format": CACHE_FORMAT, "engine_id": ENGINE, **NO_SECTIONS}
     cache.put(IMAGE_C, [OTHER], [5])
     cache.save({IMAGE_C})
     reloaded = LayerCache.for_engine(directory, ENGINE)
@@ -575,8 +590,8 @@ def test_a_corrupt_file_is_ignored_whole_and_rebuilt(directory, name):
 
 
 def test_another_format_version_says_which(directory):
-    write_json(cache_path(directory), {**valid_data(), "format": 2})
-    one_problem(LayerCache.for_engine(directory, ENGINE), "format is 2", "reads format 1")
+    write_json(cache_path(directory), {**valid_data(), "format": 1})
+    one_problem(LayerCache.for_engine(directory, ENGINE), "format is 1", "reads format 2")
 
 
 def test_deeply_nested_json_is_corrupt_not_a_crash(directory):
@@ -584,12 +599,68 @@ def test_deeply_nested_json_is_corrupt_not_a_crash(directory):
     one_problem(LayerCache.for_engine(directory, ENGINE), "rebuilt")
 
 
-def test_unused_layers_in_a_file_are_dropped_on_save(directory):
-    write_json(cache_path(directory), {**valid_data(), "layers": {BASE: 100, MIDDLE: 20, TOP: 3}})
+def test_unused_layers_manifests_and_blobs_in_a_file_are_dropped_on_save(directory):
+    write_json(cache_path(directory), {**valid_data(), "layers": {BASE: 100, MIDDLE: 20, TOP: 3},
+                                       "blobs": {CONFIG_1: 7, BLOB_BASE: 90, CONFIG_2: 8},
+                                       "manifests": {MANIFEST_1: [CONFIG_1, BLOB_BASE], MANIFEST_2: [CONFIG_2]}})
     cache = LayerCache.for_engine(directory, ENGINE)
     assert cache.problems == [] and cache.get(IMAGE_A) == ((BASE, MIDDLE), (100, 20))
     cache.save({IMAGE_A})
-    assert read(cache_path(directory))["layers"] == {BASE: 100, MIDDLE: 20}
+    data = read(cache_path(directory))
+    assert data["layers"] == {BASE: 100, MIDDLE: 20}
+    assert data["manifests"] == {MANIFEST_1: [CONFIG_1, BLOB_BASE]} and data["blobs"] == {CONFIG_1: 7, BLOB_BASE: 90}
+
+
+# The containerd store's manifests
+
+
+def test_manifests_round_trip_each_blob_once(directory):
+    cache = LayerCache.for_engine(directory, ENGINE)
+    assert cache.put_manifest(IMAGE_A, MANIFEST_1, [(CONFIG_1, 7), (BLOB_BASE, 90)])
+    assert cache.put_manifest(IMAGE_B, MANIFEST_2, [(CONFIG_2, 8), (BLOB_BASE, 90), (BLOB_TOP, 3)])
+    assert cache.put_manifest(IMAGE_B, MANIFEST_1, [(CONFIG_1, 7), (BLOB_BASE, 90)])  # an index listing both
+    cache.save({IMAGE_A, IMAGE_B})
+    data = read(cache_path(directory))
+    assert data["blobs"] == {CONFIG_1: 7, BLOB_BASE: 90, CONFIG_2: 8, BLOB_TOP: 3}
+    assert data["image_manifests"] == {IMAGE_A: [MANIFEST_1], IMAGE_B: [MANIFEST_2, MANIFEST_1]}
+    reloaded = LayerCache.for_engine(directory, ENGINE)
+    assert reloaded.get_manifest(MANIFEST_2) == ((CONFIG_2, 8), (BLOB_BASE, 90), (BLOB_TOP, 3))
+    assert reloaded.get_manifest(digest("never seen")) is None
+    assert reloaded.get(IMAGE_B) is None  # its layers were never put
+
+
+def test_a_manifest_stays_while_an_image_lists_it(directory):
+    cache = LayerCache.for_engine(directory, ENGINE)
+    cache.put_manifest(IMAGE_A, MANIFEST_1, [(CONFIG_1, 7), (BLOB_BASE, 90)])
+    cache.put_manifest(IMAGE_B, MANIFEST_1, [(CONFIG_1, 7), (BLOB_BASE, 90)])
+    cache.save({IMAGE_B})
+    assert read(cache_path(directory))["manifests"] == {MANIFEST_1: [CONFIG_1, BLOB_BASE]}
+    cache.save(set())
+    assert read(cache_path(directory))["blobs"] == {}
+
+
+def test_a_layer_blob_listed_twice_is_one_blob(directory):
+    cache = LayerCache.for_engine(directory, ENGINE)
+    assert cache.put_manifest(IMAGE_A, MANIFEST_1, [(CONFIG_1, 7), (BLOB_BASE, 90), (BLOB_BASE, 90)])
+    assert cache.get_manifest(MANIFEST_1) == ((CONFIG_1, 7), (BLOB_BASE, 90))
+    cache.save({IMAGE_A})
+    assert LayerCache.for_engine(directory, ENGINE).problems == []
+
+
+@pytest.mark.parametrize("image_id, manifest, blobs", [
+    ("abc", MANIFEST_1, [(CONFIG_1, 7)]),
+    (IMAGE_A, "sha256:short", [(CONFIG_1, 7)]),
+    (IMAGE_A, MANIFEST_1, []),
+    (IMAGE_A, MANIFEST_1, [(CONFIG_1, -7)]),
+    (IMAGE_A, MANIFEST_1, [(CONFIG_1, True)]),
+    (IMAGE_A, MANIFEST_1, [("config", 7)]),
+    (IMAGE_A, MANIFEST_1, [(CONFIG_1, 7, 1)]),
+    (IMAGE_A, MANIFEST_1, [(CONFIG_1, 7), (CONFIG_1, 8)]),
+])
+def test_put_manifest_keeps_only_what_a_loaded_file_would_pass(directory, image_id, manifest, blobs):
+    cache = LayerCache.for_engine(directory, ENGINE)
+    assert cache.put_manifest(image_id, manifest, blobs) is False
+    assert cache.get_manifest(manifest) is None
 
 
 def test_an_unreadable_file_is_ignored_and_rebuilt(directory, monkeypatch):

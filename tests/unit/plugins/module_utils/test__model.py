@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 
 import pytest
 from snapshot_helpers import (
@@ -22,6 +23,7 @@ from ansible_collections.reclaim.docker.plugins.module_utils._model import (
     Image,
     Snapshot,
     chain_ids,
+    check_image_name,
     familiar_name,
     freed_bytes,
     images_needing_layers,
@@ -30,6 +32,7 @@ from ansible_collections.reclaim.docker.plugins.module_utils._model import (
     short_id,
 )
 from ansible_collections.reclaim.docker.plugins.module_utils._snapshot import layer_sizes_from_history
+from ansible_collections.reclaim.docker.plugins.module_utils._units import ValueProblem
 
 DIGEST = "sha256:" + "ab" * 32
 
@@ -55,6 +58,27 @@ DIGEST = "sha256:" + "ab" * 32
 ])
 def test_normalize_reference(reference, normalized):
     assert normalize_reference(reference) == normalized
+
+
+@pytest.mark.parametrize("name", [
+    "busybox", "busybox:1.36", "lab/x:1", "localhost:5000/x", "localhost:5000", "127.0.0.1:5055/lab/dig@" + DIGEST,
+    "Registry.Example.com/app:1", "[::1]:5000/app:1", "a__b", "a--b", "a.b_c", "app:1@" + DIGEST, "app:_x.Y-1",
+    "1", DIGEST, DIGEST[7:], "abcdef", "a" * 255 + ":" + "t" * 128,
+])
+def test_names_in_dockers_grammar(name):
+    check_image_name(name, "name")
+
+
+@pytest.mark.parametrize("name, problem", [
+    ("App:1", "is not an image reference"), ("a___b", "is not an image reference"), ("app.", "is not an image reference"),
+    ("host:port/app", "is not an image reference"), ("[::1]", "is not an image reference"),
+    ("app:-1", "has a tag other than"), ("app:" + "t" * 129, "has a tag other than"), ("app:1\n", "has a tag other than"),
+    ("a" * 256, "has a name longer than 255"), ("app@sha256:" + "AB" * 32, "has a digest other than"),
+    ("app@sha256:abc", "has a digest other than"), ("sha256:abcdef", "is not an image ID"),
+])
+def test_names_docker_refuses(name, problem):
+    with pytest.raises(ValueProblem, match=f"^name: {re.escape(repr(name))} {problem}"):
+        check_image_name(name, "name")
 
 
 @pytest.mark.parametrize("repo, familiar", [

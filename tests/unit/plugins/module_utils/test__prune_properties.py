@@ -71,9 +71,10 @@ def test_bytes_equal_the_oracle_and_planning_is_pure(case):
 
 @st.composite
 def chained_cases(draw):
-    """A removal (as the cleanup role's retention step: never forced, containers left alone), then a prune."""
+    """A removal (as the cleanup role's retention step: whole images, never forced, containers left alone), then a
+    prune."""
     snapshot, options = draw(prune_cases())
-    request = dict(draw(requests(snapshot)), force=False, remove_stopped_containers=False)
+    request = dict(draw(requests(snapshot)), force=False, remove_stopped_containers=False, platform=None)
     return snapshot, request, options
 
 

@@ -32,6 +32,12 @@ def test_bad_durations_name_the_option(text):
         parse_duration(text, "max_age")
 
 
+@pytest.mark.parametrize("text", ["2562048h", "9" * 400 + "h", "-2562048h"])
+def test_durations_longer_than_go_takes_are_refused(text):
+    with pytest.raises(ValueProblem, match=r"^min_age: .* is longer than a Go duration can be"):
+        parse_duration(text, "min_age", allow_negative=True)
+
+
 def test_negative_durations_only_where_docker_takes_them():
     with pytest.raises(ValueProblem, match="min_age: '-1h' is negative"):
         parse_duration("-1h", "min_age")
@@ -44,6 +50,10 @@ def test_negative_durations_only_where_docker_takes_them():
     ("1577836800.5", 1577836800.5),
     ("2020-01-01T00:00:00Z", 1577836800.0),
     ("2020-01-01T00:00:00+01:00", 1577833200.0),
+    # Docker's shorter forms, read alike on every target Python.
+    ("2020-01-01T00Z", 1577836800.0),
+    ("2020-01-01T00:30-01:00", 1577842200.0),
+    ("2020-01-01T00:00:00.5z", 1577836800.5),
 ])
 def test_until(text, expected):
     assert parse_until(text, "images_filters.until", NOW) == expected
@@ -53,7 +63,8 @@ def test_until_date_without_zone_is_local_time_as_in_docker():
     assert parse_until("2020-01-01", "until", NOW) == datetime.datetime(2020, 1, 1).timestamp()
 
 
-@pytest.mark.parametrize("text", ["abc", "30days", "2020-13-01", "yesterday"])
+@pytest.mark.parametrize("text", ["abc", "30days", "2020-13-01", "yesterday", "2020-W01", "20200101T00", "2020-01-01 00:00",
+                                  "2020-01-01T00:00+24:00", "9" * 20, "9" * 400])
 def test_bad_until(text):
     with pytest.raises(ValueProblem, match=r"^images_filters.until: "):
         parse_until(text, "images_filters.until", NOW)
@@ -67,7 +78,7 @@ def test_sizes(value, size):
     assert parse_size(value, "max_images_bytes") == size
 
 
-@pytest.mark.parametrize("value", ["ten gigs", "1.5.5G", "-1", -1, "5X", True, ""])
+@pytest.mark.parametrize("value", ["ten gigs", "1.5.5G", "-1", -1, "5X", True, "", 2 ** 63, "8EiB", "9" * 400])
 def test_bad_sizes_name_the_option(value):
     with pytest.raises(ValueProblem, match=r"^max_images_bytes: "):
         parse_size(value, "max_images_bytes")
