@@ -157,6 +157,17 @@ reclaimed_bytes:
   returned: always
   type: int
   sample: 10000000
+exact:
+  description:
+    - Whether the bytes are exact. False only on the containerd image store when containerd's content store cannot be
+      read (a remote engine, no permission); the bytes then count the images' snapshots, not their content blobs.
+  returned: always
+  type: bool
+  sample: true
+inexact_reason:
+  description: Why the bytes are not exact, when RV(exact) is false.
+  returned: when RV(exact) is false
+  type: str
 actions:
   description: The ordered plan, each action with its reason, the bytes it frees and, after a real run, its status.
   returned: always

@@ -183,6 +183,17 @@ reclaimed_bytes:
   description: Bytes freed (predicted in check mode), from the layer graph.
   returned: always
   type: int
+exact:
+  description:
+    - Whether the bytes are exact. False only on the containerd image store when containerd's content store cannot be
+      read (a remote engine, no permission); the bytes then count the images' snapshots, not their content blobs.
+  returned: always
+  type: bool
+  sample: true
+inexact_reason:
+  description: Why the bytes are not exact, when RV(exact) is false.
+  returned: when RV(exact) is false
+  type: str
 usage_before:
   description: Image storage (the engine's C(LayersSize)) and, on the Docker host, the filesystem under Docker's root dir.
   returned: always

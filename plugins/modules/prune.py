@@ -273,6 +273,17 @@ reclaimed_bytes:
   description: All of the above, added up.
   returned: always
   type: int
+exact:
+  description:
+    - Whether the bytes are exact. False only on the containerd image store when containerd's content store cannot be
+      read (a remote engine, no permission); the bytes then count the images' snapshots, not their content blobs.
+  returned: always
+  type: bool
+  sample: true
+inexact_reason:
+  description: Why the bytes are not exact, when RV(exact) is false.
+  returned: when RV(exact) is false
+  type: str
 skipped_items:
   description:
     - Items the filters selected that stay, each with why (protected, too young, in use, changed since the run read the

@@ -155,6 +155,9 @@ def test_image_of_running_container_is_never_removed(ansible, engine, prefix, fo
 
 def test_image_of_stopped_container(ansible, engine, prefix):
     built = scenario.build(engine.docker_host, {"layers": LAYERS, "images": [
+        # Holds the base layer whatever else the engine holds; loaded first, since on the containerd store the image
+        # unpacked first keeps a shared snapshot (see docs/engine-notes.md).
+        {"name": "keep", "tags": ["lab/keep:1"]},
         {"name": "old", "tags": ["lab/old:1"], "layers": ["d1own"]},
         {"name": "forced", "tags": ["lab/forced:1"], "layers": ["d4own"]}],
         "containers": [{"name": "batch", "image": "lab/old:1", "state": "exited", "writable_bytes": 300_000},
@@ -190,7 +193,10 @@ def test_image_of_stopped_container(ansible, engine, prefix):
     size_before = scenario.layers_size(engine.docker_host)
     _predicted, real = check_then_real(ansible, engine, args)
     assert real["reclaimed_bytes"] == 0 and real["untagged"] == [f"{prefix}/lab/forced:1"]
-    assert scenario.layers_size(engine.docker_host) == size_before
+    if containerd(engine):
+        # The record stays there, dangling. On overlay2 it goes and LayersSize stops counting the layer the container
+        # still holds on disk: LayersSize is no judge of that removal.
+        assert scenario.layers_size(engine.docker_host) == size_before
     assert real["orphaned"][0]["image"] == built.images["forced"]["id"]
     assert real["orphaned"][0]["containers"] == [built.containers["job"]]
     if not containerd(engine):
