@@ -189,8 +189,8 @@ class LayerCache:
         used_blobs = set()
         for manifest_digest in used_manifests:
             used_blobs.update(self._manifests[manifest_digest])
-        unused = (len(used), len(used_manifests), len(used_blobs)) != (len(self._layers), len(self._manifests),
-                                                                        len(self._blobs))
+        kept = (len(used), len(used_manifests), len(used_blobs))
+        unused = kept != (len(self._layers), len(self._manifests), len(self._blobs))
         if unused:
             self._layers = {chain: size for chain, size in self._layers.items() if chain in used}
             self._manifests = {m: blobs for m, blobs in self._manifests.items() if m in used_manifests}

@@ -223,7 +223,7 @@ def table(results: list) -> str:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m matrix", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m matrix", description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--set", default="full", choices=sorted(SETS), help="which cells (default: full)")
     parser.add_argument("--list", action="store_true", help="list the cells of the set and stop")
     parser.add_argument("cells", nargs="*", metavar="CELL", help=f"only these cells ({', '.join(BY_NAME)})")
