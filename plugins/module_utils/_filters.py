@@ -21,7 +21,7 @@ from ansible_collections.reclaim.docker.plugins.module_utils._model import refer
 from ansible_collections.reclaim.docker.plugins.module_utils._units import ValueProblem, parse_duration, parse_until
 
 ALLOWED_KEYS = {
-    "containers": ("until", "label", "label!"),
+    "containers": ("until", "stopped_for", "label", "label!"),
     "images": ("dangling", "until", "label", "label!"),
     "networks": ("until", "label", "label!"),
     "volumes": ("label", "label!", "all"),
@@ -69,6 +69,10 @@ class Filters:
                 if len(values) != 1:
                     raise ValueProblem(f"{option}: give one until, got {values!r}.")
                 self.until = parse_until(values[0], f"{option}.until", now)
+            if key == "stopped_for":
+                if len(values) != 1:
+                    raise ValueProblem(f"{option}: give one stopped_for, got {values!r}.")
+                self.stopped_before = now - parse_duration(values[0], f"{option}.stopped_for")
             if key in ("label", "label!"):
                 for label in values:
                     check_label(label, f"{option}.{key}")
@@ -89,10 +93,13 @@ class Filters:
         """Every value given for KEY (label and label! take several)."""
         return self.values.get(key, [])
 
-    def matches(self, labels, created):
-        """Whether an object with LABELS, created at CREATED (Unix seconds, None when unknown), passes until, label
-        and label!. An unknown time never passes until."""
+    def matches(self, labels, created, stopped=None):
+        """Whether an object with LABELS, created at CREATED and (a container) stopped at STOPPED (Unix seconds, None
+        when unknown), passes until, stopped_for, label and label!. An unknown time never passes until nor
+        stopped_for."""
         if "until" in self.values and (created is None or not created < self.until):
+            return False
+        if "stopped_for" in self.values and (stopped is None or not stopped < self.stopped_before):
             return False
         if not all(label_matches(labels, wanted) for wanted in self.all_of("label")):
             return False
@@ -160,6 +167,7 @@ def protection_argument_spec():
 
 
 UNKNOWN_TIME = Hold("unknown_time", "its creation time is unknown: kept as if new")
+UNKNOWN_STOP = Hold("unknown_time", "when it stopped is unknown: kept as if it had just stopped")
 
 
 class Protection:

@@ -137,10 +137,10 @@ class Image:
 
 class Container:
     __slots__ = ("id", "name", "image_id", "state", "size_rw", "size_root_fs", "created", "labels", "volumes",
-                 "networks")
+                 "networks", "stopped")
 
     def __init__(self, id, name, image_id, state="exited", size_rw=0, size_root_fs=0, created=0, labels=None,
-                 volumes=(), networks=()):
+                 volumes=(), networks=(), stopped=None):
         self.id = id
         self.name = name
         self.image_id = image_id
@@ -152,6 +152,9 @@ class Container:
         self.labels = dict(labels or {})
         self.volumes = tuple(sorted(volumes))
         self.networks = tuple(sorted(networks))
+        # When it stopped (Unix seconds; its creation when it never ran), read only where the filter stopped_for
+        # needs it (the container list does not give it); None when not read or unknown.
+        self.stopped = stopped
 
     @property
     def running(self):

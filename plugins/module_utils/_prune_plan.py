@@ -13,7 +13,7 @@ select; every selected item that must stay is reported with why.
 
 from __future__ import annotations
 
-from ansible_collections.reclaim.docker.plugins.module_utils._filters import UNKNOWN_TIME, Hold
+from ansible_collections.reclaim.docker.plugins.module_utils._filters import UNKNOWN_STOP, UNKNOWN_TIME, Hold
 from ansible_collections.reclaim.docker.plugins.module_utils._model import short_id
 from ansible_collections.reclaim.docker.plugins.module_utils._plan import ImageDeletion, Plan, describe_containers
 from ansible_collections.reclaim.docker.plugins.module_utils._units import parse_time
@@ -35,12 +35,12 @@ class PrunePlanner:
     def _skip(self, item_type, item_id, name, hold):
         self.plan.skipped.append(dict(type=item_type, id=item_id, name=name, reason=str(hold)))
 
-    def _selected(self, filters, item_type, item_id, name, labels, created):
-        """Whether FILTERS select the object; one that only its unknown creation time keeps out is reported."""
-        if filters.matches(labels, created):
+    def _selected(self, filters, item_type, item_id, name, labels, created, stopped=None):
+        """Whether FILTERS select the object; one that only an unknown time keeps out is reported."""
+        if filters.matches(labels, created, stopped):
             return True
-        if created is None and filters.matches(labels, 0.0):
-            self._skip(item_type, item_id, name, UNKNOWN_TIME)
+        if (created is None or stopped is None) and filters.matches(labels, created or 0.0, stopped or 0.0):
+            self._skip(item_type, item_id, name, UNKNOWN_TIME if created is None else UNKNOWN_STOP)
         return False
 
     def _why_it_stays(self, labels, created, users, references=()):
@@ -60,7 +60,8 @@ class PrunePlanner:
 
     def containers(self, filters):
         for container in sorted(self.snapshot.containers.values(), key=lambda c: (c.created, c.id)):
-            if container.running or not filters.matches(container.labels, container.created):
+            if container.running or not self._selected(filters, "container", container.id, container.name,
+                                                        container.labels, container.created, container.stopped):
                 continue
             hold = self.protection.hold(container.labels, container.created)
             if hold:

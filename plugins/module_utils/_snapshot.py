@@ -316,6 +316,19 @@ def _overlay_dirs(inspect):
     return list(reversed(lower)) + upper
 
 
+def load_stop_times(client, snapshot, workers=ENGINE_CALL_WORKERS):
+    """When each stopped container stopped (State.FinishedAt, which only inspect gives), for the filter stopped_for;
+    a container that never ran counts from its creation. One inspect per stopped container, WORKERS at a time."""
+    stopped = [c for c in snapshot.containers.values() if not c.running]
+    answers = client.get_json_many([f"/containers/{c.id}/json" for c in stopped], workers)
+    for container, inspect in zip(stopped, answers):
+        if inspect is None:
+            continue  # gone since the list: its removal is reported as a race
+        state = inspect.get("State") or {}
+        ran = parse_time(state.get("StartedAt"))
+        container.stopped = parse_time(state.get("FinishedAt")) if ran is not None else container.created
+
+
 def _load_orphan_holders(client, snapshot, layer_dirs):
     """Which known layers each container with a deleted image record still holds.
 

@@ -50,7 +50,10 @@ options:
     default: false
   containers_filters:
     description:
-      - Filters selecting containers, keys C(until), C(label), C(label!). For example C(until=24h).
+      - Filters selecting containers, keys C(until), C(stopped_for), C(label), C(label!). For example C(until=24h).
+      - C(until) compares the time the container was created, as Docker's filter does. C(stopped_for) (ours, a
+        duration) selects containers that stopped at least that long ago, by their C(State.FinishedAt); one that never
+        ran counts from its creation. It costs one inspect per stopped container.
       - Values are a string, a list (several C(label) all hold; several C(label!) all hold), or Docker's map form.
     type: dict
   images:
@@ -368,6 +371,7 @@ from ansible_collections.reclaim.docker.plugins.module_utils._filters import Fil
 from ansible_collections.reclaim.docker.plugins.module_utils._layer_cache import layer_cache_argument_spec
 from ansible_collections.reclaim.docker.plugins.module_utils._pipeline import Pipeline
 from ansible_collections.reclaim.docker.plugins.module_utils._prune_plan import PrunePlanner
+from ansible_collections.reclaim.docker.plugins.module_utils._snapshot import load_stop_times
 from ansible_collections.reclaim.docker.plugins.module_utils._units import ValueProblem, parse_size
 
 # The object types prune takes, in the order it removes them (each has an option and an <option>_filters).
@@ -431,6 +435,9 @@ class Pruner:
         pipeline = Pipeline(self.module)
         snapshot = pipeline.snapshot(networks=self.params["networks"], volumes=self.params["volumes"],
                                      build_cache=self.params["builder_cache"])
+        if self.params["containers"] and "stopped_for" in self.filters["containers"].values:
+            with pipeline.reading():
+                load_stop_times(pipeline.client, snapshot)
         plan = pipeline.plan(snapshot, self.make_plan)
         actions = pipeline.apply(snapshot, plan)
         pipeline.finish(actions, self.result(plan, actions), failure="Could not prune")

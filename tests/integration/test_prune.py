@@ -7,6 +7,7 @@ shared by the tests of a session; the engine's own LayersSize is the judge of th
 from __future__ import annotations
 
 import datetime
+import time
 
 import docker
 import pytest
@@ -15,6 +16,9 @@ from harness import scenario
 
 MODULE = "reclaim.docker.prune"
 OLD = "2020-01-01T00:00:00Z"
+# Longer than a check run, a real run and one more take on a busy host, so that a container stopped just before them
+# stays younger than it throughout.
+STOPPED_FOR_SECONDS = 20
 
 
 def api(engine):
@@ -208,6 +212,36 @@ def test_system_prune_frees_images_of_removed_containers(ansible, engine, prefix
     assert [a["action"] for a in real["actions"]][:2] == ["remove_container", "untag"] or \
         [a["action"] for a in real["actions"]][:2] == ["remove_container", "delete_image"]
     assert_idempotent(ansible, engine, args)
+
+
+def test_stopped_for_counts_from_when_a_container_stopped(ansible, engine, prefix):
+    """until compares creation, as Docker's does; stopped_for compares when the container stopped (a container that
+    never ran counts from its creation)."""
+    built = scenario.build(engine.docker_host, {"images": [
+        {"name": "job", "tags": ["lab/job:1"], "labels": mine(prefix)}]}, prefix=prefix)
+    client = api(engine)
+
+    def create(name):
+        return client.create_container(built.images["job"]["id"], command=["true"], name=f"{prefix}-{name}",
+                                       labels=mine(prefix))["Id"]
+
+    def run(container_id):
+        client.start(container_id)
+        assert client.wait(container_id, timeout=60)["StatusCode"] == 0
+
+    stopped_long_ago, never_ran, started_late = create("long"), create("never"), create("late")
+    run(stopped_long_ago)
+    time.sleep(STOPPED_FOR_SECONDS + 2)
+    run(started_late)  # created with the others, stopped just now
+    scoped = {"label": f"reclaim.test={prefix}"}
+    args = {"containers": True, "containers_filters": dict(scoped, stopped_for=f"{STOPPED_FOR_SECONDS}s")}
+    _predicted, real = check_then_real(ansible, engine, args)
+    assert sorted(real["containers"]) == sorted([stopped_long_ago, never_ran])
+    assert [c["Id"] for c in client.containers(all=True, filters={"label": f"reclaim.test={prefix}"})] == [started_late]
+    assert_idempotent(ansible, engine, args)
+    by_creation = ansible.module(MODULE, {"containers": True, "containers_filters": dict(scoped, until="2s")}, engine,
+                                 check=True)
+    assert by_creation["containers"] == [started_late]
 
 
 def test_volumes_only_when_asked_twice(ansible, engine, prefix):

@@ -4,8 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.reclaim.docker.plugins.module_utils._filters import UNKNOWN_TIME, Filters, Hold, Protection, label_matches
-from ansible_collections.reclaim.docker.plugins.module_utils._model import Network, Snapshot
+from ansible_collections.reclaim.docker.plugins.module_utils._filters import (
+    UNKNOWN_STOP,
+    UNKNOWN_TIME,
+    Filters,
+    Hold,
+    Protection,
+    label_matches,
+)
+from ansible_collections.reclaim.docker.plugins.module_utils._model import Container, Network, Snapshot
 from ansible_collections.reclaim.docker.plugins.module_utils._prune_plan import PrunePlanner
 from ansible_collections.reclaim.docker.plugins.module_utils._units import ValueProblem
 
@@ -109,3 +116,31 @@ def test_prune_keeps_and_reports_what_only_an_unknown_time_keeps_out():
     planner.networks(Filters("networks", {"until": "720h", "label": "a"}, NOW))
     assert [a["name"] for a in planner.plan.actions] == ["old"]
     assert planner.plan.skipped == [dict(type="network", id="n1", name="unknown", reason=str(UNKNOWN_TIME))]
+
+
+def test_stopped_for_compares_when_a_container_stopped_and_until_when_it_was_created():
+    # Created long ago: until selects both; only the one that stopped long ago has stopped for a day.
+    long_stopped, just_stopped, unknown, running = (
+        Container(f"c{i}", name, "sha256:" + "a" * 64, state=state, created=OLD, stopped=stopped)
+        for i, (name, state, stopped) in enumerate([("long", "exited", OLD + 3600), ("just", "exited", NEW),
+                                                    ("unknown", "exited", None), ("up", "running", None)]))
+    snapshot = Snapshot({}, [], [long_stopped, just_stopped, unknown, running])
+    until = PrunePlanner(snapshot, Protection({}, None, NOW))
+    until.containers(Filters("containers", {"until": "24h"}, NOW))
+    assert sorted(a["container"] for a in until.plan.actions) == ["c0", "c1", "c2"]
+    stopped_for = PrunePlanner(snapshot, Protection({}, None, NOW))
+    stopped_for.containers(Filters("containers", {"stopped_for": "24h"}, NOW))
+    assert [a["container"] for a in stopped_for.plan.actions] == ["c0"]
+    assert stopped_for.plan.skipped == [dict(type="container", id="c2", name="unknown", reason=str(UNKNOWN_STOP))]
+
+
+@pytest.mark.parametrize("value, message", [
+    ("soon", "containers_filters.stopped_for: 'soon' is not a duration"),
+    ("-1h", "containers_filters.stopped_for: '-1h' is negative"),
+    (["1h", "2h"], "give one stopped_for"),
+])
+def test_bad_stopped_for(value, message):
+    with pytest.raises(ValueProblem, match=message):
+        Filters("containers", {"stopped_for": value}, NOW)
+    with pytest.raises(ValueProblem, match="unknown filter 'stopped_for'"):
+        Filters("images", {"stopped_for": "1h"}, NOW)
