@@ -47,7 +47,8 @@ options:
     default: 60
   ca_path:
     description:
-      - Verify the Docker host's certificate against this CA certificate file.
+      - Verify the Docker host's certificate against this CA certificate file. The environment variables
+        E(REQUESTS_CA_BUNDLE) and E(CURL_CA_BUNDLE) do not replace it.
       - If the value is not specified in the task and the environment variable E(DOCKER_CERT_PATH) is set, the file
         C(ca.pem) from that directory is used.
     type: path

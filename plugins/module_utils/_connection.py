@@ -155,6 +155,19 @@ def _unix_socket_problem(base_url):
     return None
 
 
+def _tls_hint(text):
+    """What to check, by what OpenSSL (or urllib3's check of tls_hostname) said."""
+    lowered = text.lower()
+    if "hostname mismatch" in lowered or "doesn't match" in lowered:
+        return ("its certificate is not valid for the name checked (tls_hostname, else the host of docker_host); "
+                "set tls_hostname to a name the certificate holds")
+    if "certificate_verify_failed" in lowered:
+        return "its certificate is not signed by the CA in ca_path (or in DOCKER_CERT_PATH's ca.pem)"
+    if any(alert in lowered for alert in ("certificate_required", "bad_certificate", "unknown_ca", "certificate_unknown")):
+        return "it refused the client certificate (none given, or not signed by its CA); check client_cert and client_key"
+    return "check ca_path, client_cert, client_key, tls_hostname and validate_certs"
+
+
 def describe_connection_error(base_url, exc):
     """One sentence for the operator, naming the host and what to do."""
     text = str(exc)
@@ -164,14 +177,28 @@ def describe_connection_error(base_url, exc):
             return f"Cannot connect to the Docker daemon at {base_url}: {problem}"
         if "Connection refused" in text:
             return f"Cannot connect to the Docker daemon at {base_url}: nothing listens on the socket (daemon stopped or crashed). Start dockerd."
+    if "Client sent an HTTP request to an HTTPS server" in text:
+        return (f"The Docker daemon at {base_url} speaks TLS only: set validate_certs (with ca_path, client_cert and "
+                "client_key) or tls, or DOCKER_TLS_VERIFY and DOCKER_CERT_PATH.")
     if "SSL" in text or "certificate" in text.lower() or "TLS" in text:
-        return (f"TLS handshake with the Docker daemon at {base_url} failed ({text}). "
-                "Check ca_path, client_cert, client_key, tls_hostname and validate_certs.")
+        return f"TLS handshake with the Docker daemon at {base_url} failed: {_tls_hint(text)} ({text})."
     if "timed out" in text.lower() or "timeout" in text.lower():
         return f"The Docker daemon at {base_url} did not answer in time ({text}). Raise timeout or check the host."
     if "Connection refused" in text:
         return f"Cannot connect to the Docker daemon at {base_url}: connection refused. Is dockerd listening there?"
     return f"Cannot connect to the Docker daemon at {base_url}: {text}"
+
+
+if DOCKER_IMPORT_ERROR is None:
+    class _APIClient(docker.APIClient):
+        """docker.APIClient whose TLS settings are used. requests lets REQUESTS_CA_BUNDLE and CURL_CA_BUNDLE replace a
+        session's own `verify` (its CA file, or False), so with either set, as many hosts do, every verified connection
+        failed against the host's CA bundle and `tls` without verification verified anyway (docker/docker-py#2433)."""
+
+        def merge_environment_settings(self, url, proxies, stream, verify, cert):
+            if verify is None:
+                verify = self.verify  # a CA path or False stays; True still takes the environment's bundle
+            return super().merge_environment_settings(url, proxies, stream, verify, cert)
 
 
 def _hostname_adapter(tls_hostname):
@@ -361,12 +388,15 @@ def connect(params):
             tls = TLSConfig(**settings["tls"])
         except DockerException as exc:
             raise EngineConnectionError(f"TLS settings for {base_url} are not usable: {exc}")
+    auto = settings["version"] == "auto"
     try:
-        api = docker.APIClient(base_url=base_url, version=settings["version"], timeout=settings["timeout"],
-                               tls=tls or False, use_ssh_client=settings["use_ssh_client"])
+        # A version given, so that the constructor does not ask the daemon for one yet: with `auto` it would, before
+        # the tls_hostname check is mounted, and fail where docker_host's own name is not in the certificate.
+        api = _APIClient(base_url=base_url, version=MINIMUM_API_VERSION if auto else settings["version"],
+                         timeout=settings["timeout"], tls=tls or False, use_ssh_client=settings["use_ssh_client"])
         if settings["tls_hostname"]:
             api.mount("https://", _hostname_adapter(settings["tls_hostname"]))
-        # Negotiation happens only for 'auto'; a pinned version still has to reach the daemon once.
+        # One call both reaches the daemon and, for `auto`, gives the version to speak (as the SDK's own negotiation).
         server = api.version(api_version=False)
     except (DockerException, requests.exceptions.RequestException) as exc:
         raise EngineConnectionError(describe_connection_error(base_url, exc))
@@ -376,7 +406,9 @@ def connect(params):
             f"The Docker daemon at {base_url} speaks API {server_api} (Docker {server.get('Version')}); "
             f"reclaim.docker needs API {MINIMUM_API_VERSION} (Docker 20.10) or newer."
         )
-    if settings["version"] != "auto" and not version_at_least(server_api, settings["version"]):
+    if auto:
+        api._version = server_api  # pylint: disable=protected-access
+    elif not version_at_least(server_api, settings["version"]):
         raise EngineConnectionError(
             f"api_version {settings['version']} is newer than the Docker daemon at {base_url} supports ({server_api}). "
             "Use api_version: auto."

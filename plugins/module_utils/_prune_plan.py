@@ -61,7 +61,7 @@ class PrunePlanner:
     def containers(self, filters):
         for container in sorted(self.snapshot.containers.values(), key=lambda c: (c.created, c.id)):
             if container.running or not self._selected(filters, "container", container.id, container.name,
-                                                        container.labels, container.created, container.stopped):
+                                                       container.labels, container.created, container.stopped):
                 continue
             hold = self.protection.hold(container.labels, container.created)
             if hold:

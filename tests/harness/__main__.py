@@ -1,7 +1,7 @@
 """Command line of the test harness: engines and the demo.
 
     python -m harness install [FLAVOUR ...]
-    python -m harness start NAME FLAVOUR
+    python -m harness start NAME FLAVOUR [--tls]
     python -m harness stop NAME | stop-all
     python -m harness demo
 """
@@ -23,6 +23,7 @@ def main(argv=None):
     start = commands.add_parser("start", help="start one private daemon")
     start.add_argument("name")
     start.add_argument("flavour", choices=engines.FLAVOURS)
+    start.add_argument("--tls", action="store_true", help="also listen on tcp://127.0.0.1:PORT with --tlsverify")
     stop = commands.add_parser("stop", help="stop a daemon started here, by name")
     stop.add_argument("name")
     commands.add_parser("stop-all", help="stop every daemon started here")
@@ -33,7 +34,7 @@ def main(argv=None):
         for flavour in args.flavours or engines.FLAVOURS:
             engines.install(flavour)
     elif args.command == "start":
-        print(json.dumps(engines.start(args.flavour, args.name).as_dict()))
+        print(json.dumps(engines.start(args.flavour, args.name, tls=args.tls).as_dict()))
     elif args.command == "stop":
         for engine in engines.running():
             if engine.name == args.name:

@@ -11,6 +11,9 @@ Three flavours, all from Debian's packages:
 Every daemon gets its own data root, exec root and socket under one state
 directory, so several run at once and make a fleet on one machine.  Only
 daemons started here are stopped, by the pid they wrote.
+
+``start(..., tls=True)`` also puts the daemon on ``tcp://127.0.0.1:PORT`` behind ``--tlsverify``, with a CA, a server
+and a client certificate made by openssl (and a second, unrelated CA for the wrong-CA case); the unix socket stays.
 """
 
 from __future__ import annotations
@@ -115,6 +118,7 @@ class Engine:
     name: str
     flavour: str
     state_dir: Path
+    tls_port: int | None = None  # the TLS listener's port, when started with tls=True
 
     @property
     def socket_path(self) -> Path:
@@ -132,6 +136,15 @@ class Engine:
     def data_root(self) -> Path:
         return self.state_dir / "root"
 
+    @property
+    def tls_host(self) -> str | None:
+        return f"tcp://127.0.0.1:{self.tls_port}" if self.tls_port else None
+
+    @property
+    def tls_dir(self) -> Path:
+        """The certificates (see make_certificates); client/ is laid out for DOCKER_CERT_PATH."""
+        return self.state_dir / "tls"
+
     def pid(self) -> int | None:
         try:
             return int(self.pid_file.read_text().strip())
@@ -140,7 +153,8 @@ class Engine:
 
     def as_dict(self) -> dict:
         return {"name": self.name, "flavour": self.flavour, "docker_host": self.docker_host,
-                "data_root": str(self.data_root), "pid": self.pid()}
+                "data_root": str(self.data_root), "pid": self.pid(),
+                **({"tls_host": self.tls_host, "tls_dir": str(self.tls_dir)} if self.tls_port else {})}
 
     def ping(self) -> bool:
         try:
@@ -184,6 +198,10 @@ def _daemon_command(engine: Engine) -> list:
         "--pidfile", str(engine.pid_file),
         "--bridge=none", "--iptables=false", "--ip-masq=false",
     ]
+    if engine.tls_port:
+        tls = engine.tls_dir
+        cmd += ["-H", engine.tls_host, "--tlsverify", "--tlscacert", str(tls / "ca.pem"),
+                "--tlscert", str(tls / "server-cert.pem"), "--tlskey", str(tls / "server-key.pem")]
     if engine.flavour == "28.5-containerd":
         cmd += ["--feature", "containerd-snapshotter=true"]
     else:
@@ -191,14 +209,55 @@ def _daemon_command(engine: Engine) -> list:
     return cmd
 
 
-def start(flavour: str, name: str, state_root: Path = STATE_ROOT, timeout: float = 60) -> Engine:
-    """Start one private daemon called NAME and wait until it answers."""
+def _openssl(*args, cwd):
+    _run(["openssl", *args], cwd=cwd, env=dict(os.environ))
+
+
+def make_certificates(directory: Path):
+    """In DIRECTORY: ca.pem, server-cert.pem and server-key.pem for the daemon (SAN IP:127.0.0.1, DNS:localhost);
+    client/{ca,cert,key}.pem for a client, as the docker CLI finds them in DOCKER_CERT_PATH; other-ca.pem, a CA
+    that signed neither."""
+    client = directory / "client"
+    client.mkdir(parents=True, exist_ok=True)
+    for ca in ("ca", "other-ca"):
+        _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", f"/CN=reclaim test {ca}",
+                 "-keyout", f"{ca}-key.pem", "-out", f"{ca}.pem", cwd=directory)
+    for name, subject, extensions in (
+            ("server", "/CN=localhost", ["subjectAltName=IP:127.0.0.1,DNS:localhost", "extendedKeyUsage=serverAuth"]),
+            ("client", "/CN=reclaim test client", ["extendedKeyUsage=clientAuth"])):
+        (directory / f"{name}.ext").write_text("".join(line + "\n" for line in extensions))
+        _openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", subject, "-keyout", f"{name}-key.pem",
+                 "-out", f"{name}.csr", cwd=directory)
+        _openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca-key.pem", "-CAcreateserial",
+                 "-days", "2", "-extfile", f"{name}.ext", "-out", f"{name}-cert.pem", cwd=directory)
+    shutil.copy(directory / "ca.pem", client / "ca.pem")
+    shutil.copy(directory / "client-cert.pem", client / "cert.pem")
+    shutil.copy(directory / "client-key.pem", client / "key.pem")
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def start(flavour: str, name: str, state_root: Path = STATE_ROOT, timeout: float = 60, tls: bool = False) -> Engine:
+    """Start one private daemon called NAME and wait until it answers; with TLS, also on a TLS port (see
+    make_certificates)."""
     install(flavour)
     engine = Engine(name=name, flavour=flavour, state_dir=Path(state_root) / name)
+    meta = engine.state_dir / "engine.json"
     if engine.pid() and _alive(engine.pid()) and engine.ping():
-        return engine
+        engine.tls_port = json.loads(meta.read_text()).get("tls_port")
+        if bool(engine.tls_port) == tls:
+            return engine
+        stop(engine)
     engine.state_dir.mkdir(parents=True, exist_ok=True)
-    (engine.state_dir / "engine.json").write_text(json.dumps({"name": name, "flavour": flavour}))
+    if tls:
+        if not (engine.tls_dir / "client" / "key.pem").exists():
+            make_certificates(engine.tls_dir)
+        engine.tls_port = _free_port()
+    meta.write_text(json.dumps({"name": name, "flavour": flavour, "tls_port": engine.tls_port}))
     log = open(engine.state_dir / "dockerd.log", "ab")
     process = subprocess.Popen(_daemon_command(engine), stdout=log, stderr=log, env=engine_env(flavour),
                                start_new_session=True)
@@ -279,7 +338,8 @@ def running(state_root: Path = STATE_ROOT) -> list:
     engines = []
     for meta in sorted(Path(state_root).glob("*/engine.json")):
         info = json.loads(meta.read_text())
-        engines.append(Engine(name=info["name"], flavour=info["flavour"], state_dir=meta.parent))
+        engines.append(Engine(name=info["name"], flavour=info["flavour"], state_dir=meta.parent,
+                              tls_port=info.get("tls_port")))
     return engines
 
 

@@ -180,6 +180,73 @@ def test_refused_tcp_message():
     assert f"tcp://127.0.0.1:{port}" in str(error.value) and "refused" in str(error.value)
 
 
+@pytest.mark.parametrize("text, hint", [
+    ("[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: unable to get local issuer certificate",
+     "not signed by the CA in ca_path"),
+    ("[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: Hostname mismatch, certificate is not valid for "
+     "'127.1'.", "set tls_hostname to a name the certificate holds"),
+    ("SSLError(CertificateError(\"hostname 'wrong.example' doesn't match either of '127.0.0.1', 'localhost'\"))",
+     "set tls_hostname to a name the certificate holds"),
+    ("[SSL: TLSV13_ALERT_CERTIFICATE_REQUIRED] tlsv13 alert certificate required", "refused the client certificate"),
+    ("[SSL: TLSV1_ALERT_UNKNOWN_CA] tlsv1 alert unknown ca", "refused the client certificate"),
+    ("[SSL: WRONG_VERSION_NUMBER] wrong version number", "check ca_path, client_cert, client_key, tls_hostname"),
+])
+def test_tls_failures_say_what_to_check(text, hint):
+    message = conn.describe_connection_error("https://192.0.2.10:2376", requests.exceptions.SSLError(text))
+    assert message.startswith("TLS handshake with the Docker daemon at https://192.0.2.10:2376 failed: ")
+    assert hint in message and text in message
+
+
+def test_plain_http_against_a_tls_port_says_to_turn_tls_on():
+    answer = docker.errors.APIError("400 Client Error", explanation="Client sent an HTTP request to an HTTPS server.")
+    message = conn.describe_connection_error("tcp://192.0.2.10:2376", answer)
+    assert message.startswith("The Docker daemon at tcp://192.0.2.10:2376 speaks TLS only: set validate_certs")
+
+
+@pytest.mark.parametrize("session_verify, expected", [
+    ("/certs/ca.pem", "/certs/ca.pem"),  # the task's CA, not the environment's bundle
+    (False, False),  # tls without verification stays unverified
+    (True, "/etc/bundle.pem"),  # verification against the host's CAs: the environment's bundle is the host's choice
+])
+def test_the_tls_settings_win_over_requests_ca_bundle(monkeypatch, session_verify, expected):
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/bundle.pem")
+    api = conn._APIClient(base_url="tcp://192.0.2.10:2376", version="1.41")
+    api.verify = session_verify
+    merged = api.merge_environment_settings("https://192.0.2.10:2376/version", {}, False, None, None)
+    assert merged["verify"] == expected
+
+
+class _VersionOnly(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self):
+        type(self).calls.append(self.path)
+        data = json.dumps({"ApiVersion": "1.45", "Version": "26.1.0"}).encode()
+        self.send_response(200 if self.path == "/version" else 404)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.mark.parametrize("api_version, expected", [("auto", "1.45"), ("1.43", "1.43")])
+def test_connect_asks_the_daemon_once_after_the_client_is_set_up(api_version, expected):
+    """The constructor does no I/O (so the tls_hostname check, mounted after it, applies to every call); `auto`
+    speaks the daemon's version, as the SDK's negotiation does."""
+    _VersionOnly.calls = []
+    server = _serve(http.server.ThreadingHTTPServer(("127.0.0.1", 0), _VersionOnly))
+    try:
+        client = conn.connect(validated({"docker_host": f"tcp://127.0.0.1:{server.server_address[1]}",
+                                         "api_version": api_version}))
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert _VersionOnly.calls == ["/version"]
+    assert client.api_version == expected and client.engine_version == "26.1.0"
+
+
 @pytest.mark.parametrize("version, minimum, expected", [
     ("1.41", "1.41", True), ("1.51", "1.42", True), ("1.41", "1.50", False), ("1.9", "1.10", False)])
 def test_version_at_least(version, minimum, expected):
