@@ -20,11 +20,13 @@ ANSIBLE_CORE_PIN := $(shell grep '^ansible-core==' tests/requirements.txt)
 # The pip that ansible-core 2.21's ansible-test bootstraps into its venvs (get_venv_packages).
 ANSIBLE_TEST_PIP := 25.2
 
-.PHONY: help setup engines demo test sanity unit integration lint bench clean matrix unit-3.9
+.PHONY: help setup engines demo test sanity unit integration lint docs docs-lint release-notes bench clean matrix unit-3.9
 
 help:
 	@echo "make demo   - start three local Docker engines, seed them, and run the fleet job"
-	@echo "make test   - sanity, lint, unit and integration tests against real engines"
+	@echo "make test   - sanity, lint, docs-lint, unit and integration tests against real engines"
+	@echo "make docs   - the docs site (antsibull-docs and Sphinx) in .build/docsite/build/html"
+	@echo "make release-notes - lint the changelog fragments; CHANGELOG.md once a release is cut (a preview until then)"
 	@echo "make bench  - speed and memory against the Docker CLI and community.docker (ratios)"
 	@echo "make matrix - integration tests on every supported ansible-core, target Python, Docker SDK and"
 	@echo "              community.docker (MATRIX=ci: the oldest and newest of each axis only)"
@@ -37,16 +39,25 @@ $(VENV)/.installed: tests/requirements.txt
 	touch $@
 
 # Galaxy is not reachable: take community.docker from PyPI's `ansible` wheel, which bundles it.
+ANSIBLE_WHEEL := .cache/wheels/ansible-$(ANSIBLE_WHEEL_VERSION)-py3-none-any.whl
+# Extract collection $(1) (namespace/name) from the `ansible` wheel into $(COLLECTIONS).
+extract_collection = $(PY) -c "import zipfile,sys; z=zipfile.ZipFile(sys.argv[1]); \
+	  z.extractall(sys.argv[2], [n for n in z.namelist() if n.startswith('ansible_collections/$(1)/')])" \
+	  $(ANSIBLE_WHEEL) $(COLLECTIONS)
 $(COLLECTIONS)/.installed: $(VENV)/.installed
 	rm -rf $(COLLECTIONS) && mkdir -p $(COLLECTIONS)/ansible_collections/reclaim
 	$(PY) -m pip download -q --no-deps -d .cache/wheels ansible==$(ANSIBLE_WHEEL_VERSION)
-	$(PY) -c "import zipfile,sys; z=zipfile.ZipFile(sys.argv[1]); \
-	  z.extractall(sys.argv[2], [n for n in z.namelist() if n.startswith('ansible_collections/community/docker/')])" \
-	  .cache/wheels/ansible-$(ANSIBLE_WHEEL_VERSION)-py3-none-any.whl $(COLLECTIONS)
+	$(call extract_collection,community/docker)
 	ln -s $(CURDIR) $(COLLECTIONS)/ansible_collections/reclaim/docker
 	touch $@
 
-setup: $(VENV)/.installed $(COLLECTIONS)/.installed
+# community.docker's own dependency (its inventory plugins' doc fragment): antsibull-docs reads every collection's
+# documentation when it validates references. Galaxy installs it with community.docker; here it comes from the wheel.
+LIBRARY_INVENTORY_FILTERING := $(COLLECTIONS)/ansible_collections/community/library_inventory_filtering_v1
+$(LIBRARY_INVENTORY_FILTERING)/MANIFEST.json: | $(COLLECTIONS)/.installed
+	$(call extract_collection,community/library_inventory_filtering_v1)
+
+setup: $(VENV)/.installed $(COLLECTIONS)/.installed $(LIBRARY_INVENTORY_FILTERING)/MANIFEST.json
 
 $(SANITY_VENV)/.installed: tests/requirements.txt
 	$(PYTHON312) -m venv $(SANITY_VENV)
@@ -77,7 +88,52 @@ integration: engines
 lint: setup
 	$(VENV)/bin/ansible-lint --profile production --offline --nocolor
 
-test: sanity lint unit integration
+test: sanity lint docs-lint unit integration
+
+# antsibull-docs and antsibull-changelog run ansible and ansible-doc: the venv's.
+DOCS_PATH := PATH=$(CURDIR)/$(VENV)/bin:$$PATH
+DOCSITE := .build/docsite
+
+# The docs site: every module's and role's documentation and the scenario guides of docs/docsite/rst, built offline.
+# build.sh treats every Sphinx warning as an error; tests/docsite_log.py then accepts only those that an unreachable
+# intersphinx inventory causes (the inventories, and labels of docs.ansible.com such as community.docker's modules)
+# and fails on any other, or when the build did not finish.
+docs: setup
+	rm -rf $(DOCSITE) && mkdir -p $(DOCSITE)
+	$(DOCS_PATH) antsibull-docs sphinx-init --use-current --fail-on-error --dest-dir $(DOCSITE) \
+	  --project reclaim.docker --title "reclaim.docker" --html-short-title "reclaim.docker" reclaim.docker
+	$(DOCS_PATH) $(DOCSITE)/build.sh > $(DOCSITE)/build.log 2>&1 || true
+	$(PY) tests/docsite_log.py $(DOCSITE)/build.log $(DOCSITE)/build/html/index.html
+	@echo "The docs site: $(DOCSITE)/build/html/index.html"
+
+# The documentation as antsibull-docs checks it for a docsite (plugin and role docs, docs/docsite, every reference to
+# any collection), the changelog fragments and changelogs/changelog.yaml.
+docs-lint: setup
+	$(DOCS_PATH) antsibull-docs lint-collection-docs --plugin-docs --validate-collection-refs=all \
+	  --disallow-unknown-collection-refs --check-extra-docs-refs .
+	$(VENV)/bin/antsibull-changelog lint
+	$(VENV)/bin/antsibull-changelog lint-changelog-yaml changelogs/changelog.yaml
+
+# The release notes. Once a release is cut, CHANGELOG.md from changelogs/changelog.yaml. Before (no release in
+# changelogs/changelog.yaml yet), a preview: galaxy.yml's version released in a copy of the tree, in
+# .build/release-preview/ansible_collections/reclaim/docker/CHANGELOG.md; the checkout is left as it is.
+# Cutting the release is the committer's last step, once every fragment exists:
+#   antsibull-changelog release --version $(VERSION)   (writes CHANGELOG.md and changelogs/changelog.yaml, removes the
+#                                                       fragments; the roles are listed by their version_added)
+VERSION := $(shell sed -n 's/^version: *//p' galaxy.yml)
+RELEASE_PREVIEW := .build/release-preview/ansible_collections/reclaim/docker
+release-notes: setup
+	$(VENV)/bin/antsibull-changelog lint
+	if grep -q '^releases: {}' changelogs/changelog.yaml; then \
+	  rm -rf .build/release-preview && mkdir -p $(RELEASE_PREVIEW) && \
+	  git ls-files -co --exclude-standard -z | xargs -0 cp --parents -t $(RELEASE_PREVIEW) && \
+	  cd $(RELEASE_PREVIEW) && \
+	  $(DOCS_PATH) ANSIBLE_COLLECTIONS_PATH=$(CURDIR)/.build/release-preview:$(COLLECTIONS) \
+	    antsibull-changelog release --version $(VERSION) && \
+	  echo "No release yet: a preview of $(VERSION)'s notes is in $(RELEASE_PREVIEW)/CHANGELOG.md"; \
+	else \
+	  $(DOCS_PATH) antsibull-changelog generate; \
+	fi
 
 # The compatibility matrix (tests/matrix/cells.py): each cell in its own venvs under .matrix/CELL and its own engines
 # under $(MATRIX_ENGINE_STATE)-CELL. MATRIX=full (about 40 min) or ci (the oldest and newest of every axis, about

@@ -77,9 +77,10 @@ options:
     type: str
 notes:
   - On graphdriver engines (overlay2) the predicted bytes equal the drop of the engine's own C(LayersSize) (C(docker system df))
-    plus the writable layers of removed containers, to the byte. On the containerd image store, the prediction counts
-    unpacked snapshots (the sizes in the image history); the engine also frees the compressed content blobs, which the
-    containerd store does not itemise, so the real drop of C(LayersSize) there is larger than the prediction.
+    plus the writable layers of removed containers, to the byte. On the containerd image store they equal the drop of
+    C(LayersSize), which there counts snapshots and content blobs (index, manifests, configs, layer blobs, read from
+    containerd's content store on the Docker host); where that store cannot be read, RV(exact) is false and the bytes
+    count snapshots only.
   - Platform content is freed by containerd's garbage collector about two seconds after the call.
 seealso:
   - module: community.docker.docker_image_remove

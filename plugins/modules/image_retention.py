@@ -74,8 +74,9 @@ options:
     type: bool
     default: false
 notes:
-  - On graphdriver engines (overlay2) the bytes are exact to the engine's C(LayersSize). On the containerd image store they
-    count unpacked snapshots; the engine also frees content blobs, so real usage drops further than predicted.
+  - The bytes are exact to the engine's C(LayersSize) on every engine; on the containerd image store they include content
+    blobs read from containerd's content store on the Docker host, and where that store cannot be read RV(exact) is false
+    and they count snapshots only (eviction then frees more than it counts).
 seealso:
   - module: reclaim.docker.prune
   - module: reclaim.docker.image_remove

@@ -117,9 +117,10 @@ options:
     elements: str
     default: []
 notes:
-  - On graphdriver engines (overlay2) RV(images_space_reclaimed) equals the drop of the engine's own C(LayersSize), to the
-    byte; on the containerd image store it counts unpacked snapshots and the real drop (which includes content blobs) is
-    larger. RV(containers_space_reclaimed) is the removed containers' writable layers as the engine reports them.
+  - RV(images_space_reclaimed) equals the drop of the engine's own C(LayersSize), to the byte, on every engine; on the
+    containerd image store it includes content blobs read from containerd's content store on the Docker host (where that
+    store cannot be read, RV(exact) is false and it counts snapshots only). RV(containers_space_reclaimed) is the removed
+    containers' writable layers (on the containerd store, with their init snapshots).
   - With BuildKit, the build cache can hold the layers of deleted images; their disk space comes back when the build cache
     is pruned.
 seealso:

@@ -33,9 +33,10 @@ WHEELS = ROOT / ".cache" / "wheels"
 PIP_VERSION = "25.3"
 STATE_PREFIX = os.environ.get("MATRIX_ENGINE_STATE") or "/tmp/reclaim-engines-matrix"
 UNIT_REQUIREMENTS = ROOT / "tests" / "matrix" / "requirements-unit-3.9.txt"
-# Tools of tests/requirements.txt a controller cell does not take: its own ansible-core replaces the pin, and
-# ansible-lint (not run in the matrix) would pull in another ansible-core.
-NOT_FOR_CELLS = ("ansible-core", "ansible-lint")
+# Tools of tests/requirements.txt a controller cell does not take: its own ansible-core replaces the pin,
+# ansible-lint (not run in the matrix) would pull in another ansible-core, and the docs tools are not run there either.
+NOT_FOR_CELLS = ("ansible-core", "ansible-lint", "antsibull-docs", "antsibull-changelog", "sphinx",
+                 "sphinx-ansible-theme", "ansible-pygments")
 
 
 class CellError(Exception):
