@@ -96,6 +96,16 @@ options:
     default: false
     aliases:
       - tls_verify
+  debug:
+    description:
+      - Accepted so that a C(module_defaults) group with community.docker's connection options, C(debug) included, serves
+        both collections.
+      - As in community.docker's modules that plan changes (such as M(community.docker.docker_container)), V(true) returns
+        the C(diff) of a module that supports diff mode (M(reclaim.docker.image_remove)) also when the task does not run
+        in diff mode. The modules that change the engine return their C(actions) whatever it says, so that is all it
+        changes. It writes no log, and the other modules ignore it.
+    type: bool
+    default: false
 attributes:
   action_group:
     description: Use C(group/reclaim.docker.docker) in C(module_defaults) to set defaults for this module.
@@ -107,8 +117,12 @@ notes:
     C(module_defaults) and the action group C(group/reclaim.docker.docker) (which also covers community.docker's modules),
     or with the environment variables E(DOCKER_HOST), E(DOCKER_TLS_HOSTNAME), E(DOCKER_API_VERSION), E(DOCKER_CERT_PATH),
     E(DOCKER_TLS), E(DOCKER_TLS_VERIFY) and E(DOCKER_TIMEOUT).
-  - This module talks to the engine through the L(Docker SDK for Python,https://docker-py.readthedocs.io/en/stable/).
+  - This module talks to the engine through the L(Docker SDK for Python,https://docker-py.readthedocs.io/en/stable/), which
+    must be installed for the Python that runs the module on the managed host (C(pip install docker)), where
+    community.docker's modules need only C(requests). Execution environments built with C(ansible-builder) get it from
+    the collection's C(meta/execution-environment.yml).
 requirements:
   - Docker SDK for Python >= 7.1.0 (the Python package C(docker)) on the host that runs the module.
+  - paramiko (C(pip install docker[ssh])) for C(ssh://) hosts, unless C(use_ssh_client) is true.
   - Docker Engine API >= 1.41 (Docker 20.10 or newer).
 """

@@ -12,13 +12,14 @@ import http.client
 import json
 import os
 import socket
+import sys
 import threading
 import time
 import traceback
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlencode
 
-from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule, env_fallback
 
 DOCKER_IMPORT_ERROR = None
 try:
@@ -62,6 +63,8 @@ def connection_argument_spec():
         use_ssh_client=dict(type="bool", default=False),
         validate_certs=dict(type="bool", default=False, fallback=(env_fallback, ["DOCKER_TLS_VERIFY"]),
                             aliases=["tls_verify"]),
+        # community.docker's; here it returns the diff also without diff mode (see the _docker doc fragment).
+        debug=dict(type="bool", default=False),
     )
 
 
@@ -374,12 +377,23 @@ def _lost_snapshot_race(exc):
     return exc.status_code == 404 and "snapshot" in str(exc.explanation or "")
 
 
+def missing_sdk_message():
+    """What to do when the `docker` package cannot be imported (community.docker needs only `requests`; we need it)."""
+    return (f"Cannot import the Python package docker: the Docker SDK for Python (docker>={MINIMUM_SDK_VERSION}) is required "
+            "on the host that runs the modules: "
+            f"pip install docker (into {sys.executable}, the Python that ran this module; if the SDK is installed for "
+            "another one, point ansible_python_interpreter at it).")
+
+
 def connect(params):
     """Return an EngineClient, or raise EngineConnectionError with a message for the operator."""
     if DOCKER_IMPORT_ERROR is not None:
-        raise EngineConnectionError(missing_required_lib("docker (Docker SDK for Python >= 7.1.0)"))
+        raise EngineConnectionError(missing_sdk_message())
     if not version_at_least(docker.__version__, MINIMUM_SDK_VERSION):
-        raise EngineConnectionError(f"Docker SDK for Python {docker.__version__} is too old: install docker >= {MINIMUM_SDK_VERSION}.")
+        raise EngineConnectionError(
+            f"The Docker SDK for Python on the host that runs the modules ({sys.executable}) is {docker.__version__}, "
+            f"too old: docker>={MINIMUM_SDK_VERSION} is required: pip install 'docker>={MINIMUM_SDK_VERSION}'."
+        )
     settings = connection_settings(params)
     base_url = settings["base_url"]
     tls = None

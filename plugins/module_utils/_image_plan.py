@@ -21,10 +21,12 @@ class ImageRemovalPlanner:
     """Plans the removal of several references in order; later names see what earlier ones did.
 
     prune_parents: also delete the untagged parents left unused (docker rmi without --no-prune).
+    tag: the tag of a name with neither tag nor digest (image_remove's option tag).
     """
 
-    def __init__(self, snapshot, force=False, prune_parents=True, remove_stopped_containers=False):
+    def __init__(self, snapshot, force=False, prune_parents=True, remove_stopped_containers=False, tag="latest"):
         self.snapshot = snapshot
+        self.tag = tag
         self.force = force
         self.prune_parents = prune_parents
         self.remove_stopped_containers = remove_stopped_containers
@@ -32,7 +34,7 @@ class ImageRemovalPlanner:
         self.images = ImageDeletion(snapshot, self.plan)
 
     def remove(self, name):
-        resolved = self.snapshot.resolve(name)
+        resolved = self.snapshot.resolve(name, self.tag)
         if resolved is None or self.images.gone(resolved[1].id):
             self.plan.not_found.append(name)
             return
@@ -103,7 +105,7 @@ class ImageRemovalPlanner:
                                            container_names=[c.name for c in containers], bytes=held))
 
     def remove_platform(self, name, platform):
-        resolved = self.snapshot.resolve(name)
+        resolved = self.snapshot.resolve(name, self.tag)
         if resolved is None or self.images.gone(resolved[1].id):
             self.plan.not_found.append(name)
             return
@@ -125,9 +127,10 @@ class ImageRemovalPlanner:
                                     f"{platform} content of {resolved[2]} removed; other platforms and the tags stay")
 
 
-def plan_image_removal(snapshot, names, force=False, prune_parents=True, remove_stopped_containers=False, platform=None):
+def plan_image_removal(snapshot, names, force=False, prune_parents=True, remove_stopped_containers=False, platform=None,
+                       tag="latest"):
     planner = ImageRemovalPlanner(snapshot, force=force, prune_parents=prune_parents,
-                                  remove_stopped_containers=remove_stopped_containers)
+                                  remove_stopped_containers=remove_stopped_containers, tag=tag)
     for name in names:
         if platform:
             planner.remove_platform(name, platform)

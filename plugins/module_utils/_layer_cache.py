@@ -60,9 +60,15 @@ def layer_cache_argument_spec():
     )
 
 
+def engine_digest(engine_id):
+    """16 hex digits naming ENGINE_ID (which may hold ':' and any other character) in file names: a digest of it.
+    The engine's files on the host (this cache, the lock of _lock.py) are named by it."""
+    return hashlib.sha256(engine_id.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+
+
 def cache_file_name(engine_id):
-    """A safe file name for ENGINE_ID (which may hold ':' and any other character): a digest of it."""
-    return "layers-" + hashlib.sha256(engine_id.encode("utf-8", "surrogatepass")).hexdigest()[:16] + ".json"
+    """A safe file name for ENGINE_ID's cache."""
+    return "layers-" + engine_digest(engine_id) + ".json"
 
 
 class _Corrupt(Exception):

@@ -46,12 +46,12 @@ def familiar_name(repo):
     return repo
 
 
-def normalize_reference(reference):
-    """A user's reference in the form the engine lists it: familiar name, ':latest' when no tag or digest."""
+def normalize_reference(reference, tag="latest"):
+    """A user's reference in the form the engine lists it: familiar name, ':TAG' when it has no tag or digest."""
     match = DIGEST_REF.match(reference)
     if match:
         return f"{familiar_name(match.group('repo'))}@{match.group('digest')}"
-    name, tag = reference, "latest"
+    name = reference
     last = reference.rsplit("/", 1)[-1]
     if ":" in last:
         name, tag = reference.rsplit(":", 1)
@@ -254,13 +254,14 @@ class Snapshot:
         """The IDs of the images that list MANIFEST_DIGEST (containerd store), sorted."""
         return sorted(self._images_by_manifest.get(manifest_digest, ()))
 
-    def resolve(self, reference):
-        """Find what REFERENCE names: (named_by, image, normalized) with named_by 'id', 'tag' or 'digest', or None."""
+    def resolve(self, reference, tag="latest"):
+        """Find what REFERENCE names: (named_by, image, normalized) with named_by 'id', 'tag' or 'digest', or None.
+        TAG completes a reference with neither tag nor digest (as image_remove's option tag); an ID takes none."""
         match = FULL_ID.match(reference)
         if match:
             image = self.images.get("sha256:" + match.group(1))
             return ("id", image, image.id) if image else None
-        normalized = normalize_reference(reference)
+        normalized = normalize_reference(reference, tag)
         if "@" in normalized:
             image = self._image_by_reference.get(normalized)
             if image:

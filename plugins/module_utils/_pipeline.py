@@ -7,7 +7,8 @@
 """The steps every module runs, once: connect, read a snapshot, plan and price it, apply, finish.
 
 Each module parses its own options, makes its own plan and result, and names its own problems; the steps here own
-the rest: engine errors while reading, the layer cache, check mode, the result keys every module returns
+the rest: the engine's lock (a real run of a module that changes the engine reads, plans and applies under it), engine
+errors while reading, the layer cache, check mode, the result keys every module returns
 (changed, reclaimed_bytes, exact, actions) and the failure policy (a failed action, or a problem the module names, fails
 the task with every outcome still in the result).
 """
@@ -19,6 +20,12 @@ from contextlib import contextmanager
 from ansible_collections.reclaim.docker.plugins.module_utils._apply import apply_plan, took_effect
 from ansible_collections.reclaim.docker.plugins.module_utils._connection import APIError, DockerException, connect_module
 from ansible_collections.reclaim.docker.plugins.module_utils._layer_cache import LayerCache
+from ansible_collections.reclaim.docker.plugins.module_utils._lock import (
+    EngineLock,
+    LockError,
+    check_lock_timeout,
+    prepare_lock_dir,
+)
 from ansible_collections.reclaim.docker.plugins.module_utils._snapshot import load_layers, read_snapshot
 
 
@@ -47,8 +54,48 @@ def priced_plan(client, snapshot, make_plan, cache, priced_by=touched_images):
 class Pipeline:
     def __init__(self, module):
         self.module = module
+        self.lock = None
+        lock_dir = self._lock_dir()
         self.client = connect_module(module)
         self.inexact_reason = None
+        if lock_dir is not None:
+            self._take_lock(lock_dir)
+
+    def _lock_dir(self):
+        """The lock directory of a real run of a module that changes the engine (it has lock_timeout), made and
+        checked before the engine is contacted; None when no lock is taken (check mode, or a module that only reads)."""
+        params = self.module.params
+        if "lock_timeout" not in params:
+            return None
+        try:
+            check_lock_timeout(params["lock_timeout"])
+            if self.module.check_mode:
+                return None  # check mode changes nothing: it takes no lock, never waits and creates no file
+            return prepare_lock_dir(params["lock_dir"])
+        except LockError as exc:
+            self.module.fail_json(msg=str(exc))
+
+    def _take_lock(self, directory):
+        """Hold the engine's lock from here (before anything is read for the plan) until finish(), or the module's
+        process ends: a second run waits, then plans on what this one left."""
+        with self.reading():
+            engine_id = self.client.info().get("ID") or self.client.base_url
+        lock = EngineLock(directory, engine_id, engine_label=f"{engine_id} at {self.client.base_url}",
+                          module_name=getattr(self.module, "_name", None))
+        try:
+            lock.acquire(self.module.params["lock_timeout"])
+        except LockError as exc:
+            self.module.fail_json(msg=str(exc))
+        self.lock = lock
+        if lock.waited is not None:
+            self.module.warn(lock.waited_message())
+        for problem in lock.problems:
+            self.module.warn(problem)
+
+    def release(self):
+        """Give the engine's lock back (once the run has nothing more to read or change)."""
+        if self.lock is not None:
+            self.lock.release()
 
     @contextmanager
     def reading(self):
@@ -108,6 +155,7 @@ class Pipeline:
             problems += [f"{action_label(a)}: {a['engine_reason']}" for a in actions
                          if a.get("status") == "done" and "engine_status" in a]
             problems.append(f"{not_run} more action(s) not started after that (status not_run)")
+        self.release()
         if problems:
             stopped = any(a.get("status") in ("failed", "not_run") for a in actions)
             progress = (f" ({len(done)} of {len(actions)} actions took effect, freeing {result['reclaimed_bytes']} "

@@ -54,6 +54,18 @@ def describe_containers(containers):
     return ", ".join(c.describe() for c in containers)
 
 
+def references_after_removing(references, reference, containerd_store):
+    """What still names an image that REFERENCES name after removing REFERENCE, as the daemon computes it."""
+    remaining = set(references) - {reference}
+    repository = repository_of(reference)
+    tags_left_in_repo = any("@" not in r and repository_of(r) == repository for r in remaining)
+    if "@" in reference and containerd_store or "@" not in reference and not tags_left_in_repo:
+        # Containerd store: repo@digest removes that repository's tags. Both stores: removing a repository's
+        # last tag also removes its digest references.
+        remaining = {r for r in remaining if repository_of(r) != repository}
+    return remaining
+
+
 class ImageDeletion:
     """Deleting images on a simulated copy of the engine state, by the daemon's rules (moby's ImageDelete), so that
     later steps see what earlier ones did (two tags of one image: untag, then delete)."""
@@ -84,14 +96,7 @@ class ImageDeletion:
 
     def references_after_removing(self, image, reference):
         """What still names IMAGE after removing REFERENCE, as the daemon computes it."""
-        remaining = set(self.references[image.id]) - {reference}
-        repository = repository_of(reference)
-        tags_left_in_repo = any("@" not in r and repository_of(r) == repository for r in remaining)
-        if "@" in reference and self.snapshot.containerd_store or "@" not in reference and not tags_left_in_repo:
-            # Containerd store: repo@digest removes that repository's tags. Both stores: removing a repository's
-            # last tag also removes its digest references.
-            remaining = {r for r in remaining if repository_of(r) != repository}
-        return remaining
+        return references_after_removing(self.references[image.id], reference, self.snapshot.containerd_store)
 
     def remove_container(self, container, reason):
         self.plan.add("remove_container", container=container.id, name=container.name, image=container.image_id,

@@ -25,22 +25,26 @@ description:
 extends_documentation_fragment:
   - reclaim.docker._docker
   - reclaim.docker._layer_cache
+  - reclaim.docker._lock
 attributes:
   check_mode:
     support: full
     description: Returns what a real run would remove and free, from the same plan.
   diff_mode:
     support: full
-    description: The references and image IDs concerned, before and after.
+    description:
+      - M(community.docker.docker_image_remove)'s diff (C(exists), C(id), C(tags), C(digests) of the image that the first
+        name in O(name) names, before and after), with C(images) added for every image the task concerns. See RV(diff).
   idempotent:
     support: full
     description: A second run with the same names finds nothing to remove.
 options:
   name:
     description:
-      - The images to remove, each a C(repo[:tag]) (no tag means C(latest), as the Docker CLI does), a C(repo@sha256:...)
-        digest reference, or an image ID, full (with or without C(sha256:)) or short (at least 6 hex digits, without
-        C(sha256:)).
+      - The images to remove, each a C(repo[:tag]) (no tag means O(tag)), a C(repo@sha256:...) digest reference, or an
+        image ID, full (with or without C(sha256:)) or short (at least 6 hex digits, without C(sha256:)). A name of 6 or
+        more hex digits is first looked up as C(NAME:TAG), then as an ID prefix.
+      - M(community.docker.docker_image_remove) takes one name; a single string works here too.
       - A name that Docker's reference grammar refuses (for example capitals in the repository, or a tag with a space)
         fails the task before the engine is contacted.
       - Names are handled in order; everything that can be done is done, and if any could not be removed the task fails at
@@ -48,6 +52,13 @@ options:
     type: list
     elements: str
     required: true
+  tag:
+    description:
+      - The tag of each name in O(name) that has neither a tag nor a digest, as in
+        M(community.docker.docker_image_remove). A tag or digest in the name takes precedence; image IDs take none.
+      - The names are reported as given (RV(not_found)); RV(untagged) lists the references with their tags.
+    type: str
+    default: latest
   force:
     description:
       - The meaning of C(docker rmi -f). By ID, untag every reference and delete the image. For an image only stopped
@@ -104,6 +115,16 @@ EXAMPLES = r"""
   check_mode: true
   register: prediction
 
+- name: Remove a tag given apart from the name, as with community.docker.docker_image_remove
+  reclaim.docker.image_remove:
+    name: registry.example.com/app
+    tag: "1.4.2"
+  register: removal
+
+- name: Show what the image was before (the inspect result) and which references went
+  ansible.builtin.debug:
+    msg: "{{ removal.image.Id | default('not found') }} lost {{ removal.untagged }}"
+
 - name: Remove an image and the stopped containers that still use it
   reclaim.docker.image_remove:
     name: app:old
@@ -117,13 +138,19 @@ EXAMPLES = r"""
 
 RETURN = r"""
 untagged:
-  description: References removed (or, in check mode, that would be).
+  description:
+    - References removed (or, in check mode, that would be).
+    - On the containerd image store, also the C(repo@digest) reference that goes with a repository's last tag, which the
+      engine's own answer (passed on by M(community.docker.docker_image_remove)) does not list.
   returned: always
   type: list
   elements: str
   sample: [app:1.4.0]
 deleted:
-  description: Full IDs of images deleted (or that would be).
+  description:
+    - Full IDs of images deleted (or that would be).
+    - Images only; M(community.docker.docker_image_remove) passes on the engine's answer, which on graph driver engines
+      (overlay2) also lists the IDs of deleted layers.
   returned: always
   type: list
   elements: str
@@ -209,20 +236,90 @@ actions:
       bytes: 2500000
       status: done
 not_found:
-  description: Names that matched nothing (or nothing left after earlier names).
+  description: Names (as given in O(name)) that matched nothing (or nothing left after earlier names).
   returned: always
   type: list
   elements: str
+image:
+  description:
+    - The engine's inspect result (C(GET /images/ID/json)) of the image that the first name in O(name) names, read before
+      anything is removed, as M(community.docker.docker_image_remove) returns it for its one name; also in check mode.
+    - Empty if that name matched nothing. With several names, the other images are in RV(diff) (C(images)) and
+      RV(actions).
+  returned: always
+  type: dict
+  sample: {}
+diff:
+  description:
+    - M(community.docker.docker_image_remove)'s diff, extended for several names. C(before) and C(after) each hold the
+      state of the image that the first name in O(name) names (C(exists), C(id), C(tags), C(digests); only
+      C(exists=false) when it does not exist), and C(images), the same state of every image the task concerns.
+    - C(after) is the state that the actions leave (in check mode, would leave). The containerd image store lists a
+      C(repo@digest) reference for each repository of a tagged image, so C(digests) holds them there.
+    - Returned in diff mode, and with O(debug=true).
+  returned: when diff mode is on or O(debug=true)
+  type: dict
+  contains:
+    before:
+      description: The state before the task.
+      type: dict
+      contains:
+        exists:
+          description: Whether the first name's image exists.
+          type: bool
+        id:
+          description: Its ID, when it exists.
+          type: str
+        tags:
+          description: Its tags (C(repo:tag)), sorted, when it exists.
+          type: list
+          elements: str
+        digests:
+          description: Its digest references (C(repo@sha256:...)), sorted, when it exists.
+          type: list
+          elements: str
+        images:
+          description:
+            - Every image that a name resolves to or an action changes (pruned parents included), sorted by ID, each with
+              C(id), C(exists), C(tags) and C(digests) (empty lists when it does not exist).
+          type: list
+          elements: dict
+    after:
+      description: The state after the task (in check mode, predicted), with the keys of C(before).
+      type: dict
+  sample:
+    before:
+      exists: true
+      id: sha256:3f2a9c1b7d0e5a6b8c9d0e1f2a3b4c5d6e7f8a9b0c1d2e3f4a5b6c7d8e9f0a1b
+      tags: [app:1.4.0, app:latest]
+      digests: []
+      images:
+        - id: sha256:3f2a9c1b7d0e5a6b8c9d0e1f2a3b4c5d6e7f8a9b0c1d2e3f4a5b6c7d8e9f0a1b
+          exists: true
+          tags: [app:1.4.0, app:latest]
+          digests: []
+    after:
+      exists: true
+      id: sha256:3f2a9c1b7d0e5a6b8c9d0e1f2a3b4c5d6e7f8a9b0c1d2e3f4a5b6c7d8e9f0a1b
+      tags: [app:latest]
+      digests: []
+      images:
+        - id: sha256:3f2a9c1b7d0e5a6b8c9d0e1f2a3b4c5d6e7f8a9b0c1d2e3f4a5b6c7d8e9f0a1b
+          exists: true
+          tags: [app:latest]
+          digests: []
 """
 
 import re
 
 from ansible_collections.reclaim.docker.plugins.module_utils._apply import took_effect, untagged_by
-from ansible_collections.reclaim.docker.plugins.module_utils._connection import EngineConnectionError, docker_module
+from ansible_collections.reclaim.docker.plugins.module_utils._connection import APIError, EngineConnectionError, docker_module
 from ansible_collections.reclaim.docker.plugins.module_utils._image_plan import plan_image_removal
 from ansible_collections.reclaim.docker.plugins.module_utils._layer_cache import layer_cache_argument_spec
-from ansible_collections.reclaim.docker.plugins.module_utils._model import check_image_name, short_id
+from ansible_collections.reclaim.docker.plugins.module_utils._lock import lock_argument_spec
+from ansible_collections.reclaim.docker.plugins.module_utils._model import TAG, check_image_name, short_id
 from ansible_collections.reclaim.docker.plugins.module_utils._pipeline import Pipeline
+from ansible_collections.reclaim.docker.plugins.module_utils._plan import references_after_removing
 from ansible_collections.reclaim.docker.plugins.module_utils._units import ValueProblem
 
 PLATFORM = re.compile(r"[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?")
@@ -243,6 +340,10 @@ class ImageRemover:
                 check_image_name(name, "name")
         except ValueProblem as exc:
             self.module.fail_json(msg=str(exc))
+        tag = self.params["tag"]
+        if tag is None or not TAG.fullmatch(tag):
+            self.module.fail_json(msg=f"tag {tag!r} is not a tag: 1 to 128 letters, digits, _ . or - (not starting with "
+                                      ". or -).")
         platform = self.params["platform"]
         if platform is not None and not PLATFORM.fullmatch(platform):
             self.module.fail_json(msg=f"platform {platform!r} is not OS/ARCH[/VARIANT], for example linux/arm64.")
@@ -263,13 +364,33 @@ class ImageRemover:
         return plan_image_removal(snapshot, self.params["name"], force=self.params["force"],
                                   prune_parents=self.params["prune"],
                                   remove_stopped_containers=self.params["remove_stopped_containers"],
-                                  platform=self.params["platform"])
+                                  platform=self.params["platform"], tag=self.params["tag"])
+
+    def named_images(self, snapshot):
+        """The IDs of the images the names resolve to on SNAPSHOT, in the order of the names (None for no match)."""
+        resolved = [snapshot.resolve(name, self.params["tag"]) for name in self.params["name"]]
+        return [r[1].id if r else None for r in resolved]
+
+    @staticmethod
+    def inspect(pipeline, image_id):
+        """community.docker.docker_image_remove's `image`: the inspect result before removal, {} when there is none."""
+        if image_id is None:
+            return {}
+        with pipeline.reading():
+            try:
+                return pipeline.client.request("GET", f"/images/{image_id}/json") or {}
+            except APIError as exc:
+                if exc.status_code != 404:
+                    raise
+        return {}  # gone since the snapshot: as for a name that matched nothing
 
     def run(self):
         self.validate()
         pipeline = Pipeline(self.module)
         self.validate_engine(pipeline.client)
         snapshot = pipeline.snapshot()
+        named = self.named_images(snapshot)
+        image = self.inspect(pipeline, named[0])
         plan = pipeline.plan(snapshot, self.make_plan)
         actions = pipeline.apply(snapshot, plan)
         effective = took_effect(actions)
@@ -281,9 +402,10 @@ class ImageRemover:
             orphaned=[o for o in plan.orphaned
                       if any(a["action"] == "force_untag" and a["image"] == o["image"] for a in effective)],
             not_found=plan.not_found,
+            image=image,
         )
-        if self.module._diff:
-            result["diff"] = self.diff(snapshot, effective)
+        if self.module._diff or self.params["debug"]:
+            result["diff"] = self.diff(snapshot, effective, named)
         for orphan in result["orphaned"]:
             self.module.warn(f"Image {short_id(orphan['image'])} was untagged but no space was freed: stopped container(s) "
                              f"{', '.join(orphan['container_names'])} still hold {orphan['bytes']} bytes of its layers. "
@@ -296,30 +418,51 @@ class ImageRemover:
         pipeline.finish(actions, result, problems, failure="Could not remove")
 
     @staticmethod
-    def diff(snapshot, effective):
-        concerned = sorted({a["image"] for a in effective})
-        before = {i: sorted(snapshot.images[i].references) if i in snapshot.images else [] for i in concerned}
-        after = {i: list(refs) for i, refs in before.items()}
+    def diff(snapshot, effective, named=()):
+        """community.docker.docker_image_remove's before/after of the first name's image (NAMED[0]), plus `images`: the
+        same for every image named or changed, after the actions that took effect (EFFECTIVE)."""
+        concerned = sorted(({i for i in named if i} | {a["image"] for a in effective}) & set(snapshot.images))
+        before = {i: set(snapshot.images[i].references) for i in concerned}
+        after = {i: set(refs) for i, refs in before.items()}
         for action in effective:
             image = action["image"]
+            if after.get(image) is None:
+                continue
             if action["action"] == "untag":
-                after[image] = [r for r in after[image] if r != action["reference"]]
+                after[image] = references_after_removing(after[image], action["reference"], snapshot.containerd_store)
             elif action["action"] in ("delete_image", "force_untag"):
-                after[image] = [r for r in after[image] if r not in action.get("untags", [])]
+                after[image] -= set(action.get("untags", ()))
                 if action["action"] == "delete_image" or action["record_deleted"]:
-                    after.pop(image, None)
-        return dict(before=dict(images=before), after=dict(images=after))
+                    after[image] = None
+        first = named[0] if named else None
+
+        def side(state):
+            top = image_state(first, state[first]) if first in state else {"exists": False}
+            return dict(top, images=[image_state(i, state[i], gone_keys=True) for i in concerned])
+
+        return dict(before=side(before), after=side(after))
+
+
+def image_state(image_id, references, gone_keys=False):
+    """An image as community.docker.docker_image_remove's diff shows it: exists, id, tags and digests (sorted), or
+    only exists=false when REFERENCES is None (gone); GONE_KEYS keeps the id and every key then (empty lists)."""
+    if references is None:
+        return dict(id=image_id, exists=False, tags=[], digests=[]) if gone_keys else dict(exists=False)
+    return dict(id=image_id, exists=True, tags=sorted(r for r in references if "@" not in r),
+                digests=sorted(r for r in references if "@" in r))
 
 
 def main():
     argument_spec = dict(
         name=dict(type="list", elements="str", required=True),
+        tag=dict(type="str", default="latest"),
         force=dict(type="bool", default=False),
         prune=dict(type="bool", default=True),
         remove_stopped_containers=dict(type="bool", default=False),
         platform=dict(type="str"),
     )
     argument_spec.update(layer_cache_argument_spec())
+    argument_spec.update(lock_argument_spec())
     ImageRemover(docker_module(argument_spec, supports_check_mode=True)).run()
 
 

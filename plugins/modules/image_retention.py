@@ -27,6 +27,7 @@ extends_documentation_fragment:
   - reclaim.docker._docker
   - reclaim.docker._protection
   - reclaim.docker._layer_cache
+  - reclaim.docker._lock
 attributes:
   check_mode:
     support: full
@@ -266,6 +267,7 @@ from ansible_collections.reclaim.docker.plugins.module_utils._connection import 
 from ansible_collections.reclaim.docker.plugins.module_utils._disk_usage import filesystem_usage
 from ansible_collections.reclaim.docker.plugins.module_utils._filters import Protection, protection_argument_spec
 from ansible_collections.reclaim.docker.plugins.module_utils._layer_cache import layer_cache_argument_spec
+from ansible_collections.reclaim.docker.plugins.module_utils._lock import lock_argument_spec
 from ansible_collections.reclaim.docker.plugins.module_utils._model import repository_of
 from ansible_collections.reclaim.docker.plugins.module_utils._pipeline import Pipeline, touched_images
 from ansible_collections.reclaim.docker.plugins.module_utils._retention_plan import (
@@ -411,6 +413,7 @@ def main():
     )
     argument_spec.update(protection_argument_spec())
     argument_spec.update(layer_cache_argument_spec())
+    argument_spec.update(lock_argument_spec())
     module = docker_module(argument_spec, supports_check_mode=True,
                            required_together=[("high_watermark", "low_watermark")],
                            mutually_exclusive=[("max_images_bytes", "high_watermark")])

@@ -30,6 +30,7 @@ extends_documentation_fragment:
   - reclaim.docker._docker
   - reclaim.docker._protection
   - reclaim.docker._layer_cache
+  - reclaim.docker._lock
 attributes:
   check_mode:
     support: full
@@ -370,6 +371,7 @@ from ansible_collections.reclaim.docker.plugins.module_utils._apply import took_
 from ansible_collections.reclaim.docker.plugins.module_utils._connection import docker_module
 from ansible_collections.reclaim.docker.plugins.module_utils._filters import Filters, Protection, protection_argument_spec
 from ansible_collections.reclaim.docker.plugins.module_utils._layer_cache import layer_cache_argument_spec
+from ansible_collections.reclaim.docker.plugins.module_utils._lock import lock_argument_spec
 from ansible_collections.reclaim.docker.plugins.module_utils._pipeline import Pipeline
 from ansible_collections.reclaim.docker.plugins.module_utils._prune_plan import PrunePlanner
 from ansible_collections.reclaim.docker.plugins.module_utils._snapshot import load_stop_times
@@ -497,6 +499,7 @@ def main():
     )
     argument_spec.update(protection_argument_spec())
     argument_spec.update(layer_cache_argument_spec())
+    argument_spec.update(lock_argument_spec())
     Pruner(docker_module(argument_spec, supports_check_mode=True)).run()
 
 

@@ -60,8 +60,9 @@ class Ansible:
         self.workdir = workdir
         self.runs = 0
 
-    def play(self, tasks, hosts, check=False, diff=False, extra_args=()) -> PlaybookRun:
-        """Run TASKS on HOSTS (inventory name -> docker_host) and return every task's recorded result."""
+    def play(self, tasks, hosts, check=False, diff=False, extra_args=(), module_defaults=None) -> PlaybookRun:
+        """Run TASKS on HOSTS (inventory name -> docker_host) and return every task's recorded result. MODULE_DEFAULTS
+        replaces the play's own (group/reclaim.docker.docker with each host's docker_host)."""
         self.runs += 1
         run_dir = self.workdir / f"run{self.runs}"
         run_dir.mkdir()
@@ -71,7 +72,8 @@ class Ansible:
             "name": "reclaim.docker integration test",
             "hosts": "all",
             "gather_facts": False,
-            "module_defaults": {"group/reclaim.docker.docker": {"docker_host": "{{ reclaim_docker_host }}"}},
+            "module_defaults": module_defaults if module_defaults is not None else {
+                "group/reclaim.docker.docker": {"docker_host": "{{ reclaim_docker_host }}"}},
             "tasks": tasks,
         }]
         (run_dir / "inventory.yml").write_text(yaml.safe_dump(inventory))

@@ -3,16 +3,20 @@
 The fixture playbook (fleet_report_fixture/) runs a fake cleanup on three local hosts (ok with bytes,
 failed with an error, ok with zero) and one whose connection is refused (unreachable), then the role on
 localhost. It runs through ansible-playbook and through ansible-runner (as AWX does), for real and in
-check mode; the HTML report is then rendered in headless Chromium.
+check mode; the HTML report is then rendered in headless Chromium. A synthetic fleet of 500 hosts (their
+`cleanup_result` facts in the inventory, report_only.yml) checks the HTML report at fleet scale in Chromium:
+order, chart, width, sorting, filtering and escaping.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import random
 import re
 import shutil
 import subprocess
+import time
 from datetime import datetime
 from html.parser import HTMLParser
 from pathlib import Path
@@ -32,6 +36,38 @@ REMOVED_KEYS = {"containers", "images", "untagged", "networks", "volumes", "buil
 ENV = dict(RUNNER_ENV, ANSIBLE_HOST_KEY_CHECKING="False")
 # A decimal unit name on a number: the reports count in powers of 1024, so they must say KiB, MiB, GiB.
 BYTE_UNITS_MISNAMED = re.compile(r"\d (?:KB|MB|GB|TB|Bytes)\b")
+
+
+class Tags(HTMLParser):
+    """The attributes that load something (src, href, ...) and the text of the style sheets."""
+
+    def __init__(self):
+        super().__init__()
+        self.links = []
+        self.style = ""
+        self.in_style = False
+
+    def handle_starttag(self, tag, attrs):
+        self.in_style = tag == "style"
+        self.links += [(tag, name) for name, _value in attrs if name in ("src", "href", "srcset", "action", "data")]
+
+    def handle_data(self, data):
+        if self.in_style:
+            self.style += data
+
+
+def check_self_contained(html: str) -> str:
+    """One inline script (ours, by its nonce), a policy that allows nothing else, no address to load; the nonce."""
+    nonce = re.search(r"script-src 'nonce-([A-Za-z0-9]{32})'", html)
+    assert nonce, "no Content-Security-Policy with a script nonce"
+    assert re.findall(r"<script\b[^>]*>", html) == [f'<script nonce="{nonce.group(1)}">']
+    assert "default-src 'none'" in html
+    assert not re.search(r"https?:", html.replace('xmlns="http://www.w3.org/2000/svg"', "")), "an external address"
+    tags = Tags()
+    tags.feed(html)
+    assert not tags.links, f"an external asset: {tags.links}"
+    assert not re.search(r"url\(|@import", tags.style), "an external asset in the style sheet"
+    return nonce.group(1)
 
 
 def check_report(report_dir: Path, check: bool, prometheus: bool = True) -> dict:
@@ -73,9 +109,11 @@ def check_report(report_dir: Path, check: bool, prometheus: bool = True) -> dict
     assert r"conflict \| image" in markdown  # a | in an error does not break the table
 
     html = (report_dir / "fleet-report.html").read_text()
-    assert html.count('<rect class="bar"') == len(HOSTS)
-    assert "<script" not in html and "http://" not in html.replace('xmlns="http://www.w3.org/2000/svg"', "")
-    assert '<td class="num">1.50 GiB</td>' in html and '<td class="num">4.00 GiB</td>' in html  # freed; images before
+    assert html.count('<rect class="bar"') == len(HOSTS)  # up to 21 hosts, one bar each
+    check_self_contained(html)
+    # Freed; images before: sortable by their bytes.
+    assert f'<td class="num" data-v="{WEB1_BYTES}">1.50 GiB</td>' in html
+    assert '<td class="num" data-v="4294967296">4.00 GiB</td>' in html
     assert "50.0% of 100.00 GiB" in html  # Disk before: the filesystem's total
     assert not BYTE_UNITS_MISNAMED.search(html), BYTE_UNITS_MISNAMED.findall(html)
 
@@ -198,7 +236,10 @@ def test_html_in_chromium(tmp_path, chromium):
     assert dumped.returncode == 0, dumped.stderr
     parser = Bars()
     parser.feed(dumped.stdout)
-    assert [rect["data-host"] for rect in parser.bars] == HOSTS  # one bar per host, in inventory order
+    # One bar per host (a fleet this small has no "other hosts" bar), largest first; ties keep the inventory order.
+    assert [rect["data-host"] for rect in parser.bars] == ["web1", "db-2", "idle3", "ghost"]
+    # The table: failed, then unreachable, then the rest by space freed.
+    assert re.findall(r'<tr data-host="([^"]+)"', dumped.stdout) == ["db-2", "ghost", "web1", "idle3"]
     widths = {rect["data-host"]: float(rect["width"]) for rect in parser.bars}
     assert widths["web1"] > 0 and widths["idle3"] == widths["ghost"] == 0
     assert 'id="hosts"' in dumped.stdout and "unreachable: no result" in dumped.stdout
@@ -210,3 +251,225 @@ def test_html_in_chromium(tmp_path, chromium):
     data = screenshot.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
     assert len(data) > 20_000  # a blank 1200x900 page is a few kB
+
+
+# --- the HTML report at fleet scale ---------------------------------------------------------------
+
+SCALE_HOSTS = 500
+CHART_TOP = 20  # the chart's largest hosts; the others are summed in one bar
+INJECTED_HOST = "evil<script>window.__pwned=1</script>.example.com"
+INJECTED_ERROR = ('Error removing image sha256:ffff: <script>window.__pwned=2</script> '
+                  '"><img src=x onerror="window.__pwned=3"> ' + "z" * 400)  # long, no space to wrap at
+GiB = 2 ** 30
+
+
+def scale_fleet(count: int = SCALE_HOSTS, seed: int = 13) -> dict:
+    """Inventory hosts of a synthetic fleet, each with its `cleanup_result` (none for an unreachable one): about
+    6% failed and 4% unreachable, freed bytes from 0 to about 2 TiB, long names, and one name and one error
+    made to inject HTML."""
+    rng = random.Random(seed)
+    hosts = {}
+    for n in range(count):
+        name = f"docker-{n:03d}.{rng.choice(['eu-west-1', 'us-east-2', 'ap-south-1'])}.fleet.example.internal"
+        roll = rng.random()
+        status = "unreachable" if roll < 0.04 else "failed" if roll < 0.10 else "ok"
+        error = None
+        if n == 7:
+            name, status = INJECTED_HOST, "ok"
+        elif n == 11:
+            name = "a-very-long-host-name-" + "x" * 80 + ".example.internal"
+        elif n == 3:
+            status, error = "failed", INJECTED_ERROR
+        if status == "unreachable":
+            hosts[name] = {}
+            continue
+        if status == "failed" and error is None:
+            error = rng.choice([
+                "Error connecting: Error while fetching server API version: ('Connection aborted.', "
+                "FileNotFoundError(2, 'No such file or directory'))",
+                f"Error removing image sha256:{'ab' * 32}: conflict: unable to delete (must be forced) - image is "
+                f"being used by stopped container {'cd' * 32}"])
+        total = rng.choice([256, 512, 1024, 4096]) * GiB
+        used = int(total * rng.uniform(0.3, 0.95))
+        freed = 0 if rng.random() < 0.1 or (status == "failed" and rng.random() < 0.7) else \
+            min(int(2 ** rng.uniform(10, 41)), used // 2)
+        before = freed + int(rng.uniform(0, used // 2 - freed))
+        fs_before = {"path": "/var/lib/docker", "total": total, "used": used, "free": total - used,
+                     "used_percent": round(100 * used / total, 2)}
+        fs_after = dict(fs_before, used=used - freed, free=total - used + freed,
+                        used_percent=round(100 * (used - freed) / total, 2))
+        hosts[name] = {"cleanup_result": {
+            "mode": "cleanup", "status": status, "profile": rng.choice(["conservative", "standard", "aggressive"]),
+            "reclaimed_bytes": freed,
+            "removed": {"containers": [f"{i:064x}" for i in range(rng.randint(0, 4))],
+                        "images": [f"sha256:{i:064x}" for i in range(rng.randint(0, 12))],
+                        "untagged": [], "networks": [], "volumes": [], "build_cache_records": 0},
+            "usage_before": {"images_bytes": before, "filesystem": fs_before},
+            "usage_after": {"images_bytes": before - freed, "filesystem": fs_after},
+            "filesystem_delta_bytes": freed, "skipped": [], "error": error}}
+    return hosts
+
+
+# Injected into a copy of the report (with the report's own nonce, as its policy allows no other script): runs
+# after the report's script, drives the table as a user would and writes what it saw into the DOM for --dump-dom.
+TEST_HOOK = """
+(function () {
+  var out = {};
+  var table = document.getElementById("hosts");
+  var headers = table.tHead.rows[0].cells;
+  var filter = document.getElementById("host-filter");
+  function rows() { return Array.prototype.slice.call(table.tBodies[0].rows); }
+  function order() { return rows().map(function (r) { return r.getAttribute("data-host"); }); }
+  function shown() {
+    return rows().filter(function (r) { return r.getClientRects().length > 0; })
+      .map(function (r) { return r.getAttribute("data-host"); });
+  }
+  function type(text) { filter.value = text; filter.dispatchEvent(new Event("input", {bubbles: true})); }
+  out.scrollWidth = document.documentElement.scrollWidth;
+  out.clientWidth = document.documentElement.clientWidth;
+  var wrap = table.parentNode;
+  out.tableOverflow = wrap.scrollWidth - wrap.clientWidth;
+  out.scripts = document.scripts.length;
+  out.initial = order();
+  out.cells = rows().map(function (r) {
+    return [r.cells[0].textContent, r.cells[r.cells.length - 1].textContent];
+  });
+  out.bars = Array.prototype.map.call(document.querySelectorAll("#freed-chart rect.bar"), function (rect) {
+    return {host: rect.getAttribute("data-host"), others: rect.getAttribute("data-others"),
+            width: rect.getBBox().width};
+  });
+  out.chartLabels = Array.prototype.map.call(document.querySelectorAll("#freed-chart > text[text-anchor]"),
+    function (t) { return t.getBBox().x; });
+  out.usageBars = document.querySelectorAll("#usage-chart rect.usage-before").length;
+  headers[3].click(); out.freedFirst = order(); out.freedFirstSort = headers[3].getAttribute("aria-sort");
+  headers[3].click(); out.freedSecond = order(); out.freedSecondSort = headers[3].getAttribute("aria-sort");
+  headers[0].click(); out.byHost = order(); out.byHostSort = headers[0].getAttribute("aria-sort");
+  out.hostsInOrder = out.byHost.every(function (h, i, a) {
+    return i === 0 || a[i - 1].localeCompare(h, undefined, {numeric: true, sensitivity: "base"}) <= 0;
+  });
+  headers[1].click(); out.byStatus = order();
+  type("unreachable"); out.unreachable = shown(); out.count = document.getElementById("host-count").textContent;
+  type("evil <SCRIPT>"); out.evil = shown();
+  type("aggressive eu-west-1"); out.aggressiveEu = shown();
+  type(""); out.cleared = shown().length;
+  var opened = document.querySelector("td.error div"); opened.click(); out.opened = opened.className;
+  out.scrollWidthOpened = document.documentElement.scrollWidth;
+  out.pwned = window.__pwned === undefined ? null : window.__pwned;
+  var result = document.createElement("div");
+  result.id = "test-result";
+  result.setAttribute("data-json", JSON.stringify(out));
+  document.body.appendChild(result);
+}());
+"""
+
+
+class HookResult(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.result = None
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if attrs.get("id") == "test-result":
+            self.result = json.loads(attrs["data-json"])
+
+
+def test_html_at_fleet_scale(tmp_path, chromium):
+    fleet = scale_fleet()
+    inventory = tmp_path / "inventory.json"  # YAML's inventory plugin reads JSON too
+    inventory.write_text(json.dumps({"all": {"children": {"docker_hosts": {"hosts": fleet}}}}))
+    report_dir = tmp_path / "report"
+    command = [ANSIBLE_PLAYBOOK, "-i", str(inventory), str(FIXTURE / "report_only.yml"),
+               "-e", f"fleet_report_dir={report_dir}"]
+    started = time.monotonic()
+    completed = subprocess.run(command, cwd=tmp_path, env=dict(os.environ, **ENV),
+                               capture_output=True, text=True, check=False, timeout=300)
+    elapsed = time.monotonic() - started
+    output = completed.stdout + completed.stderr
+    assert completed.returncode == 0, output
+    print(f"fleet report for {SCALE_HOSTS} hosts: {elapsed:.1f} s")  # shown with pytest -s
+    assert elapsed < 120, f"the report of {SCALE_HOSTS} hosts took {elapsed:.0f} s"
+
+    report = json.loads((report_dir / "fleet-report.json").read_text())
+    hosts = report["hosts"]
+    assert len(hosts) == SCALE_HOSTS and hosts[INJECTED_HOST]["status"] == "ok"
+    rank = {"failed": 0, "unreachable": 1, "ok": 2}
+    assert {h["status"] for h in hosts.values()} == set(rank)
+    markdown = (report_dir / "fleet-report.md").read_text()
+    html = (report_dir / "fleet-report.html").read_text()
+    for text in (markdown, html, output):
+        assert not BYTE_UNITS_MISNAMED.search(text), BYTE_UNITS_MISNAMED.findall(text)
+    assert "<script>" not in markdown and "<img" not in markdown
+    assert "<script>window" not in html and "<img" not in html
+    nonce = check_self_contained(html)
+
+    copy = tmp_path / "fleet-report-test.html"
+    copy.write_text(html.replace("</body>", f'<script nonce="{nonce}">{TEST_HOOK}</script>\n</body>'))
+    dumped = browse(chromium, tmp_path / "profile", "--window-size=1200,900", "--virtual-time-budget=5000",
+                    "--dump-dom", copy.as_uri())
+    assert dumped.returncode == 0, dumped.stderr
+    parser = HookResult()
+    parser.feed(dumped.stdout)
+    seen = parser.result
+    assert seen is not None, "the test hook did not run:\n" + dumped.stderr[-3000:]
+
+    # Nothing from a host ran: only the report's script and the test's; the injected text shows as text.
+    assert seen["pwned"] is None and seen["scripts"] == 2
+    cells = dict(zip(seen["initial"], seen["cells"]))
+    assert cells[INJECTED_HOST][0] == INJECTED_HOST
+    injected_error_host = next(name for name, h in hosts.items() if h["error"] == INJECTED_ERROR)
+    assert cells[injected_error_host][1] == INJECTED_ERROR
+
+    # Failed, then unreachable, then ok; in each, the most bytes freed first; every host once.
+    assert sorted(seen["initial"]) == sorted(hosts)
+    keys = [(rank[hosts[name]["status"]], -hosts[name]["reclaimed_bytes"]) for name in seen["initial"]]
+    assert keys == sorted(keys)
+    assert hosts[seen["initial"][0]]["status"] == "failed"
+
+    # The chart: the 20 largest, then one bar for the 480 others.
+    largest = sorted(hosts, key=lambda name: -hosts[name]["reclaimed_bytes"])[:CHART_TOP]
+    assert len(seen["bars"]) <= CHART_TOP + 1
+    assert [drawn["host"] for drawn in seen["bars"][:CHART_TOP]] == largest
+    assert seen["bars"][-1]["host"] is None and seen["bars"][-1]["others"] == str(SCALE_HOSTS - CHART_TOP)
+    assert seen["bars"][0]["width"] > 0 and seen["usageBars"] == CHART_TOP + 1
+    assert min(seen["chartLabels"]) >= 0, "a host label is cut off at the chart's left edge"
+    assert f"{SCALE_HOSTS - CHART_TOP} other hosts" in html
+
+    # It fits a 1,200 px window: no page scrolling sideways, and none in the table's own container either.
+    assert seen["clientWidth"] <= 1200
+    assert seen["scrollWidth"] <= 1200 and seen["scrollWidthOpened"] <= 1200, seen
+    assert seen["tableOverflow"] <= 0, seen["tableOverflow"]
+    assert seen["opened"] == "open"  # a clicked error shows in full
+
+    # Sorting: the freed column, largest first then smallest first; the host column; the status column.
+    freed = [hosts[name]["reclaimed_bytes"] for name in seen["freedFirst"]]
+    assert freed == sorted(freed, reverse=True) and seen["freedFirstSort"] == "descending"
+    freed = [hosts[name]["reclaimed_bytes"] for name in seen["freedSecond"]]
+    assert freed == sorted(freed) and seen["freedSecondSort"] == "ascending"
+    assert seen["hostsInOrder"] and seen["byHostSort"] == "ascending" and seen["byHost"] != seen["initial"]
+    statuses = [rank[hosts[name]["status"]] for name in seen["byStatus"]]
+    assert statuses == sorted(statuses)
+
+    # Filtering by status, by an escaped host name, and by two words (profile and host).
+    assert sorted(seen["unreachable"]) == sorted(n for n, h in hosts.items() if h["status"] == "unreachable")
+    assert seen["count"] == f"{len(seen['unreachable'])} of {SCALE_HOSTS} hosts"
+    assert seen["evil"] == [INJECTED_HOST]
+    assert sorted(seen["aggressiveEu"]) == sorted(
+        n for n, h in hosts.items() if h["profile"] == "aggressive" and "eu-west-1" in n)
+    assert seen["aggressiveEu"] and seen["cleared"] == SCALE_HOSTS
+
+    # Screenshots at 1,200 x 900: the top of the report, and the table (the charts hidden in a copy).
+    screenshot = tmp_path / "fleet-report-500.png"
+    shot = browse(chromium, tmp_path / "profile", f"--screenshot={screenshot}", "--window-size=1200,900",
+                  (report_dir / "fleet-report.html").as_uri())
+    assert shot.returncode == 0, shot.stderr
+    table_only = tmp_path / "fleet-report-table.html"
+    hide_charts = "<style>svg, .totals, .legend, h2, .note { display: none; }</style>"
+    table_only.write_text(html.replace("</head>", hide_charts + "</head>"))
+    table_shot = tmp_path / "fleet-report-500-table.png"
+    shot = browse(chromium, tmp_path / "profile", f"--screenshot={table_shot}", "--window-size=1200,900",
+                  table_only.as_uri())
+    assert shot.returncode == 0, shot.stderr
+    for png in (screenshot, table_shot):
+        data = png.read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000

@@ -61,9 +61,13 @@ def test_tag_of_multi_tag_image_only_untags(ansible, engine, prefix):
     assert real["reclaimed_bytes"] == 0
     assert exists(engine, built.images["multi"]["id"]) and exists(engine, f"{prefix}/lab/multi:2")
     assert scenario.layers_size(engine.docker_host) == size_before
-    # The containerd store also lists repo@digest for every tagged image.
-    before_refs = predicted["diff"]["before"]["images"][built.images["multi"]["id"]]
-    assert [r for r in before_refs if "@" not in r] == sorted(built.images["multi"]["tags"])
+    # docker_image_remove's diff of the named image (the containerd store also lists repo@digest for every tagged
+    # image, in digests), and the same in images.
+    before, after = predicted["diff"]["before"], predicted["diff"]["after"]
+    assert before["id"] == built.images["multi"]["id"] and before["exists"] is True
+    assert before["tags"] == sorted(built.images["multi"]["tags"])
+    assert after["tags"] == [f"{prefix}/lab/multi:2"] and after["digests"] == before["digests"]
+    assert [{k: v for k, v in before.items() if k != "images"}] == before["images"]
     assert_idempotent(ansible, engine, args)
 
 

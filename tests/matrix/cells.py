@@ -45,7 +45,8 @@ CD_OLDEST, CD_NEWEST = "4.0.0", "5.4.0"
 # exercises the controller (templating, roles, callbacks, the runner). `unit`: the whole unit suite.
 SUBSETS = {
     "modules": ("tests/integration/test_prune.py", "tests/integration/test_image_remove.py",
-                "tests/integration/test_image_retention.py", "tests/integration/test_disk_usage_info.py"),
+                "tests/integration/test_image_retention.py", "tests/integration/test_disk_usage_info.py",
+                "tests/integration/test_drop_in.py"),
     "fleet": ("tests/integration/test_fleet.py",),
     "unit": ("tests/unit",),
 }

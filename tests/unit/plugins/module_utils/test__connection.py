@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import http.server
+import importlib
 import json
 import socket
 import socketserver
+import sys
 import threading
 import time
 
@@ -392,3 +394,50 @@ def test_a_call_without_an_answer_is_an_oserror_and_the_next_call_starts_afresh(
     with pytest.raises(OSError):
         fake_engine.request("GET", "/images/garbled/json")
     assert fake_engine.request("GET", "/images/sha256:aa/json") == {"Id": "sha256:aa"}
+
+
+# ---------------------------------------------------------------- community.docker parity
+
+def _community_docker_common_args():
+    # community.docker 5 made its module utilities private (_util); 4 has util.
+    for name in ("_util", "util"):
+        try:
+            return importlib.import_module(f"ansible_collections.community.docker.plugins.module_utils.{name}")\
+                .DOCKER_COMMON_ARGS
+        except ImportError:
+            continue
+    pytest.skip("community.docker is not installed with these tests (the matrix's unit-3.9 cell)")
+
+
+def test_every_community_docker_connection_option_is_accepted_with_its_type_default_aliases_and_env():
+    """One module_defaults group serves both collections only if each of community.docker's connection options is an
+    option here, with the same type, default, aliases and environment fallback."""
+    theirs = _community_docker_common_args()
+    ours = conn.connection_argument_spec()
+    assert set(theirs) <= set(ours), f"missing: {sorted(set(theirs) - set(ours))}"
+    for name, spec in theirs.items():
+        for key in ("type", "default", "aliases"):
+            assert ours[name].get(key) == spec.get(key), (name, key)
+        env = (spec.get("fallback") or (None, []))[1]
+        assert (ours[name].get("fallback") or (None, []))[1] == env, name
+
+
+def test_debug_is_accepted_and_off_by_default():
+    assert validated({})["debug"] is False
+    assert validated({"debug": True})["debug"] is True
+
+
+def test_a_missing_sdk_says_what_to_install_and_where(monkeypatch):
+    monkeypatch.setattr(conn, "DOCKER_IMPORT_ERROR", "Traceback ... ModuleNotFoundError: No module named 'docker'")
+    with pytest.raises(conn.EngineConnectionError) as failure:
+        conn.connect(validated({}))
+    message = str(failure.value)
+    assert ("the Docker SDK for Python (docker>=7.1.0) is required on the host that runs the modules: pip install docker"
+            in message)
+    assert sys.executable in message and "ansible_python_interpreter" in message
+
+
+def test_an_old_sdk_says_which_version_is_needed(monkeypatch):
+    monkeypatch.setattr(docker, "__version__", "6.1.3")
+    with pytest.raises(conn.EngineConnectionError, match=r"is 6\.1\.3, too old: docker>=7\.1\.0 is required"):
+        conn.connect(validated({}))

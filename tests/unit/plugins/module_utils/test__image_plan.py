@@ -124,6 +124,20 @@ def test_absent(snap, name):
     assert plan.actions == [] and plan.refusals == [] and plan.not_found == [name]
 
 
+def test_tag_completes_each_name_without_tag_or_digest():
+    """image_remove's tag (community.docker.docker_image_remove's): NAME:TAG for a bare name; a name's own tag wins."""
+    snap = make_snapshot([("a", ["lab/a:1", "lab/a:2", "lab/a:3"], ["a"], None)])
+    plan = plan_image_removal(snap, ["lab/a", "lab/a:3"], tag="2")
+    assert actions(plan) == [("untag", "lab/a:2"), ("untag", "lab/a:3")]
+    assert plan.not_found == []
+
+
+def test_tag_leaves_ids_alone_and_names_without_the_tag_are_not_found():
+    snap = make_snapshot([("a", ["lab/a:1"], ["a"], None)])
+    assert plan_image_removal(snap, ["lab/a"], tag="9").not_found == ["lab/a"]
+    assert actions(plan_image_removal(snap, [hid("a")], tag="9")) == [("delete_image", hid("a"))]
+
+
 def test_docker_io_names_resolve_like_the_cli():
     snap = make_snapshot([("bb", ["busybox:latest"], ["bb"], None)])
     plan = plan_image_removal(snap, ["docker.io/library/busybox"])

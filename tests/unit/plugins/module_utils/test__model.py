@@ -60,6 +60,16 @@ def test_normalize_reference(reference, normalized):
     assert normalize_reference(reference) == normalized
 
 
+@pytest.mark.parametrize("reference, tag, normalized", [
+    ("busybox", "1.36", "busybox:1.36"),               # image_remove's option tag completes a bare name
+    ("busybox:1.35", "1.36", "busybox:1.35"),          # a tag in the name takes precedence
+    ("localhost:5000/x", "v2", "localhost:5000/x:v2"),  # a registry port is not a tag
+    (f"busybox@{DIGEST}", "1.36", f"busybox@{DIGEST}"),  # a digest takes no tag
+])
+def test_normalize_reference_with_a_tag(reference, tag, normalized):
+    assert normalize_reference(reference, tag) == normalized
+
+
 @pytest.mark.parametrize("name", [
     "busybox", "busybox:1.36", "lab/x:1", "localhost:5000/x", "localhost:5000", "127.0.0.1:5055/lab/dig@" + DIGEST,
     "Registry.Example.com/app:1", "[::1]:5000/app:1", "a__b", "a--b", "a.b_c", "app:1@" + DIGEST, "app:_x.Y-1",
@@ -142,6 +152,24 @@ def test_resolve(naming_snapshot, reference, kind, image, normalized):
 ])
 def test_resolve_unknown(naming_snapshot, reference):
     assert naming_snapshot.resolve(reference) is None
+
+
+@pytest.mark.parametrize("reference, tag, kind, image", [
+    ("lab/abc", "1", "tag", ABC_ID),            # lab/abc:1
+    ("lab/abc:1", "2", "tag", ABC_ID),          # the name's own tag wins
+    ("1", "latest", "tag", hid("one")),
+    ("abcdef", "9", "id", ABC_ID),              # no abcdef:9: 6 hex digits are then an ID prefix, as with latest
+    (ABC_ID, "9", "id", ABC_ID),                # an ID takes no tag
+    (f"127.0.0.1:5055/lab/dig@{DIGEST}", "9", "digest", hid("dig")),
+])
+def test_resolve_with_a_tag(naming_snapshot, reference, tag, kind, image):
+    found_kind, found_image, _normalized = naming_snapshot.resolve(reference, tag)
+    assert (found_kind, found_image.id) == (kind, image)
+
+
+def test_resolve_with_a_tag_that_names_nothing(naming_snapshot):
+    assert naming_snapshot.resolve("lab/abc", "2") is None
+    assert naming_snapshot.resolve("busybox", "1.36") is None
 
 
 def test_an_ambiguous_short_id_resolves_to_nothing():

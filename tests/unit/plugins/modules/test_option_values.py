@@ -71,6 +71,8 @@ FILTERS = st.one_of(st.none(), st.dictionaries(FILTER_KEYS, VALUES, max_size=3))
 PROTECT = st.one_of(st.none(), st.fixed_dictionaries({}, optional={
     "references": st.lists(GRAMMAR_TEXT, max_size=2), "labels": st.lists(GRAMMAR_TEXT, max_size=2)}))
 PROTECTION = {"protect": PROTECT, "min_age": text_or(DURATIONS)}
+# lock_dir is left out: a valid one is made (before the engine is contacted).
+LOCKING = {"lock_timeout": st.one_of(st.integers(-3, 3), VALUES)}
 
 
 @FUZZ
@@ -78,7 +80,7 @@ PROTECTION = {"protect": PROTECT, "min_age": text_or(DURATIONS)}
     {kind: BOOL for kind in ("containers", "images", "networks", "volumes", "builder_cache", "builder_cache_all")},
     **{f"{kind}_filters": FILTERS for kind in ("containers", "images", "networks", "volumes", "builder_cache")},
     builder_cache_keep_storage=text_or(SIZES.map(str)), assume_deleted=st.lists(GRAMMAR_TEXT, max_size=2),
-    **PROTECTION)))
+    **PROTECTION, **LOCKING)))
 def test_prune(args):
     fails_by_name("prune", args)
 
@@ -87,13 +89,14 @@ def test_prune(args):
 @given(st.fixed_dictionaries({}, optional=dict(
     keep_last=st.one_of(st.integers(-3, 5), VALUES), max_age=text_or(DURATIONS), dangling=BOOL,
     high_watermark=st.one_of(st.floats(-10, 110), VALUES), low_watermark=st.one_of(st.floats(-10, 110), VALUES),
-    max_images_bytes=text_or(SIZES.map(str)), **PROTECTION)))
+    max_images_bytes=text_or(SIZES.map(str)), **PROTECTION, **LOCKING)))
 def test_image_retention(args):
     fails_by_name("image_retention", args)
 
 
 @FUZZ
 @given(st.fixed_dictionaries({"name": st.lists(IMAGE_NAMES, max_size=3)}, optional=dict(
-    platform=GRAMMAR_TEXT, force=BOOL, prune=BOOL, remove_stopped_containers=BOOL)))
+    platform=GRAMMAR_TEXT, tag=text_or(GRAMMAR_TEXT), force=BOOL, prune=BOOL, remove_stopped_containers=BOOL,
+    debug=BOOL, **LOCKING)))
 def test_image_remove(args):
     fails_by_name("image_remove", args)
