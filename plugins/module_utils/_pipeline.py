@@ -78,8 +78,7 @@ class Pipeline:
     def _take_lock(self, directory):
         """Hold the engine's lock from here (before anything is read for the plan) until finish(), or the module's
         process ends: a second run waits, then plans on what this one left."""
-        with self.reading():
-            engine_id = self.client.info().get("ID") or self.client.base_url
+        engine_id = self.engine_id()
         lock = EngineLock(directory, engine_id, engine_label=f"{engine_id} at {self.client.base_url}",
                           module_name=getattr(self.module, "_name", None))
         try:
@@ -91,6 +90,18 @@ class Pipeline:
             self.module.warn(lock.waited_message())
         for problem in lock.problems:
             self.module.warn(problem)
+
+    def engine_id(self):
+        """The engine's identity (ID in docker info; its address if it has none): what the host's files are named by
+        and an approved plan is checked against. The client keeps the info it read."""
+        with self.reading():
+            return self.client.info().get("ID") or self.client.base_url
+
+    def check_approval(self, approval):
+        """Refuse a plan approved on another engine, before anything is read for the plan."""
+        problem = approval.engine_problem(self.engine_id())
+        if problem:
+            self.module.fail_json(msg=problem)
 
     def release(self):
         """Give the engine's lock back (once the run has nothing more to read or change)."""
@@ -117,7 +128,7 @@ class Pipeline:
         params = self.module.params
         if not params["layer_cache"]:
             return LayerCache(None)
-        return LayerCache.for_engine(params["layer_cache_dir"], self.client.info().get("ID") or self.client.base_url)
+        return LayerCache.for_engine(params["layer_cache_dir"], self.engine_id())
 
     def plan(self, snapshot, make_plan, priced_by=touched_images):
         """priced_plan() with the module's layer cache, saved afterwards (check mode too: it changes no engine state)."""

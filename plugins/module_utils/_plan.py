@@ -23,7 +23,9 @@ class Plan:
     refusals   names the request asked for that cannot be removed (image_remove), with the reason.
     not_found  names that matched nothing (image_remove).
     orphaned   images force would untag while stopped containers keep their layers (image_remove).
-    skipped    items a selection chose that stay (prune), each with type, id, name and reason.
+    skipped    items a selection chose that stay (prune), and approved items that stay, each with type, id, name and
+               reason.
+    not_approved  items the run would remove without its approved plan (see _approval.finish_plan).
     violations images outside a retention policy, with reasons and what enforcing does (image_retention).
     kept       images a retention policy keeps, with the category and detail of why (image_retention).
     """
@@ -34,6 +36,7 @@ class Plan:
         self.not_found = []
         self.orphaned = []
         self.skipped = []
+        self.not_approved = []
         self.violations = {}
         self.kept = {}
 
@@ -41,6 +44,12 @@ class Plan:
         entry = dict(action=action, **fields)
         self.actions.append(entry)
         return entry
+
+    def withhold(self, item_type, item_id, name, hold):
+        """Keep an item the plan would remove, for HOLD. One that is not approved is reported with the others the
+        approved plan leaves out, by _approval.finish_plan."""
+        if hold.category != "not_approved":
+            self.skipped.append(dict(type=item_type, id=item_id, name=name, reason=str(hold)))
 
     def refuse(self, name, reason):
         self.refusals.append(dict(name=name, reason=reason))

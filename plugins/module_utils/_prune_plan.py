@@ -13,6 +13,7 @@ select; every selected item that must stay is reported with why.
 
 from __future__ import annotations
 
+from ansible_collections.reclaim.docker.plugins.module_utils._approval import Approval
 from ansible_collections.reclaim.docker.plugins.module_utils._filters import UNKNOWN_STOP, UNKNOWN_TIME, Hold
 from ansible_collections.reclaim.docker.plugins.module_utils._model import short_id
 from ansible_collections.reclaim.docker.plugins.module_utils._plan import ImageDeletion, Plan, describe_containers
@@ -20,9 +21,10 @@ from ansible_collections.reclaim.docker.plugins.module_utils._units import parse
 
 
 class PrunePlanner:
-    def __init__(self, snapshot, protection):
+    def __init__(self, snapshot, protection, approval=None):
         self.snapshot = snapshot
         self.protection = protection
+        self.approval = approval or Approval()
         self.plan = Plan()
         self.images_left = ImageDeletion(snapshot, self.plan)
         # Who uses each network and volume, read once: networks and volumes are checked against these.
@@ -33,7 +35,7 @@ class PrunePlanner:
                     users.setdefault(name, []).append(container)
 
     def _skip(self, item_type, item_id, name, hold):
-        self.plan.skipped.append(dict(type=item_type, id=item_id, name=name, reason=str(hold)))
+        self.plan.withhold(item_type, item_id, name, hold)
 
     def _selected(self, filters, item_type, item_id, name, labels, created, stopped=None):
         """Whether FILTERS select the object; one that only an unknown time keeps out is reported."""
@@ -43,12 +45,12 @@ class PrunePlanner:
             self._skip(item_type, item_id, name, UNKNOWN_TIME if created is None else UNKNOWN_STOP)
         return False
 
-    def _why_it_stays(self, labels, created, users, references=()):
-        """Protected, too young, or used by containers that stay: a Hold, or None."""
+    def _why_it_stays(self, item_id, labels, created, users, references=()):
+        """Protected, too young, used by containers that stay, or not approved: a Hold, or None."""
         hold = self.protection.hold(labels, created, references)
         if hold is None and users:
             hold = Hold("in_use", f"in use by container(s) {describe_containers(sorted(users, key=lambda c: c.name))}")
-        return hold
+        return hold or self.approval.hold(item_id, references)
 
     def _remaining_users(self, attribute, name):
         """The containers that stay and have NAME among their ATTRIBUTE (networks, volumes)."""
@@ -56,14 +58,15 @@ class PrunePlanner:
         return [c for c in self._users[attribute].get(name, ()) if c.id not in removed]
 
     def _why_image_stays(self, image):
-        return self.protection.hold(image.labels, image.created, image.repo_tags)
+        return self.protection.hold(image.labels, image.created, image.repo_tags) \
+            or self.approval.hold(image.id, image.repo_tags)
 
     def containers(self, filters):
         for container in sorted(self.snapshot.containers.values(), key=lambda c: (c.created, c.id)):
             if container.running or not self._selected(filters, "container", container.id, container.name,
                                                        container.labels, container.created, container.stopped):
                 continue
-            hold = self.protection.hold(container.labels, container.created)
+            hold = self.protection.hold(container.labels, container.created) or self.approval.hold(container.id)
             if hold:
                 self._skip("container", container.id, container.name, hold)
                 continue
@@ -78,7 +81,7 @@ class PrunePlanner:
                 continue
             if dangling_only and image.repo_tags or not filters.matches(image.labels, image.created):
                 continue
-            hold = self._why_it_stays(image.labels, image.created, self.images_left.containers(image.id),
+            hold = self._why_it_stays(image.id, image.labels, image.created, self.images_left.containers(image.id),
                                       image.repo_tags)
             if hold:
                 self._skip("image", image.id, short_id(image.id), hold)
@@ -96,7 +99,8 @@ class PrunePlanner:
                 continue
             # Stricter than the engine, which counts only running containers (endpoints): a stopped container
             # that stays would not start again without its network.
-            hold = self._why_it_stays(network.labels, network.created, self._remaining_users("networks", network.name))
+            hold = self._why_it_stays(network.id, network.labels, network.created,
+                                      self._remaining_users("networks", network.name))
             if hold:
                 self._skip("network", network.id, network.name, hold)
                 continue
@@ -109,7 +113,8 @@ class PrunePlanner:
             if not (volume.anonymous or named_too) or not self._selected(filters, "volume", volume.name, volume.name,
                                                                          volume.labels, volume.created):
                 continue
-            hold = self._why_it_stays(volume.labels, volume.created, self._remaining_users("volumes", volume.name))
+            hold = self._why_it_stays(volume.name, volume.labels, volume.created,
+                                      self._remaining_users("volumes", volume.name))
             if hold:
                 self._skip("volume", volume.name, volume.name, hold)
                 continue
@@ -121,20 +126,52 @@ class PrunePlanner:
         """One engine call (BuildKit chooses the records); the plan carries our prediction from its records.
 
         Exact when only `until` (or min_age) selects; BuildKit's choice under keep_storage or other filters is
-        estimated, and the result shows prediction and actual side by side.
+        estimated, and the result shows prediction and actual side by side. Under an approved plan, one call per
+        approved record, by its ID (the module refuses keep_storage and an id filter there).
         """
         records = [r for r in self.snapshot.build_cache if not r.get("InUse") and (keep_all or not r.get("Shared"))]
         if until is not None:
             records = [r for r in records if _used_before(r, until)]
-        predicted = sum(r.get("Size") or 0 for r in records)
         exact = keep_storage is None and not set(filters.values) - {"until"}
+        engine_filters = {k: v for k, v in filters.values.items() if k != "until"}
+        reason = "build cache records not in use" + ("" if keep_all else ", not shared with images")
+        if self.approval.restricts:
+            for record in _children_first(records):
+                hold = self.approval.hold(record["ID"])
+                if hold:
+                    self._skip("build_cache", record["ID"], record["ID"], hold)
+                    continue
+                self.plan.add("prune_build_cache", bytes=record.get("Size") or 0, records=1, exact=exact,
+                              filters=dict(engine_filters, id=[record["ID"]]), until=until, keep_storage=None,
+                              all=keep_all, record_items=[_record_item(record)],
+                              reason=f"build cache record {record['ID']}: approved, " + reason.replace("records", "record"))
+            return
+        predicted = sum(r.get("Size") or 0 for r in records)
         if keep_storage is not None:
             total = sum(r.get("Size") or 0 for r in self.snapshot.build_cache if keep_all or not r.get("Shared"))
             predicted = min(predicted, max(total - keep_storage, 0))
-        self.plan.add("prune_build_cache", bytes=predicted, records=len(records), exact=exact,
-                      filters={k: v for k, v in filters.values.items() if k != "until"}, until=until,
-                      keep_storage=keep_storage, all=keep_all,
-                      reason="build cache records not in use" + ("" if keep_all else ", not shared with images"))
+        self.plan.add("prune_build_cache", bytes=predicted, records=len(records), exact=exact, filters=engine_filters,
+                      until=until, keep_storage=keep_storage, all=keep_all,
+                      record_items=[_record_item(r) for r in records], reason=reason)
+
+
+def _children_first(records):
+    """RECORDS, each before the records it builds on: BuildKit keeps a record while another one builds on it, so a
+    parent pruned first would stay."""
+    parents = {r["ID"]: list(r.get("Parents") or ([r["Parent"]] if r.get("Parent") else [])) for r in records}
+
+    depths = {}
+
+    def depth(record_id, seen=()):
+        if record_id not in depths:
+            depths[record_id] = 1 + max((depth(p, seen + (record_id,)) for p in parents.get(record_id, ())
+                                         if p not in seen), default=0)
+        return depths[record_id]
+    return sorted(records, key=lambda r: (-depth(r["ID"]), r["ID"]))
+
+
+def _record_item(record):
+    return dict(id=record["ID"], name=record["ID"], bytes=record.get("Size") or 0)
 
 
 def _used_before(record, until):

@@ -13,6 +13,7 @@ in use (by any container, running or stopped), or younger than min_age.
 
 from __future__ import annotations
 
+from ansible_collections.reclaim.docker.plugins.module_utils._approval import Approval
 from ansible_collections.reclaim.docker.plugins.module_utils._filters import Hold
 from ansible_collections.reclaim.docker.plugins.module_utils._model import repository_of, short_id
 from ansible_collections.reclaim.docker.plugins.module_utils._plan import ImageDeletion, Plan, describe_containers
@@ -40,9 +41,10 @@ def last_use(snapshot, image):
 
 
 class RetentionPlanner:
-    def __init__(self, snapshot, policy):
+    def __init__(self, snapshot, policy, approval=None):
         self.snapshot = snapshot
         self.policy = policy
+        self.approval = approval or Approval()
         self.plan = Plan()
         self.images_left = ImageDeletion(snapshot, self.plan)
 
@@ -113,18 +115,31 @@ class RetentionPlanner:
     def _delete(self, image, reason):
         freed, kept_parents = self.images_left.delete_unused(image, reason, self._why_parent_stays)
         for parent, hold in kept_parents:
-            self._keep(parent, hold.category, str(hold))
+            if hold.category in KEPT_REASONS:
+                self._keep(parent, hold.category, str(hold))
+            else:
+                self.plan.withhold("image", parent.id, short_id(parent.id), hold)
         return freed
 
     def _why_parent_stays(self, parent):
-        """An untagged parent goes with its last child only if nothing holds it (protected, too young)."""
-        return self._why_it_stays(parent)
+        """An untagged parent goes with its last child only if nothing holds it (protected, too young, not approved)."""
+        return self._why_it_stays(parent) or self.approval.hold(parent.id)
+
+    def _withheld(self, image):
+        """Whether the approved plan keeps IMAGE (then reported): not approved, or tagged anew since."""
+        hold = self.approval.hold(image.id, image.repo_tags)
+        if hold:
+            self.plan.withhold("image", image.id, short_id(image.id), hold)
+        return hold
 
     def _enforce_violations(self):
         for image_id, entry in self.plan.violations.items():
             image = self.snapshot.images[image_id]
             reason = "; ".join(entry["reasons"])
-            if entry["untag"] < set(image.repo_tags):
+            hold = self._withheld(image)
+            if hold:
+                entry["action"] = "not_approved" if hold.category == "not_approved" else "skipped"
+            elif entry["untag"] < set(image.repo_tags):
                 for tag in sorted(entry["untag"]):
                     self.images_left.untag(image, tag, f"{tag}: {reason}")
                 entry["action"] = "untag"
@@ -147,7 +162,7 @@ class RetentionPlanner:
         for image in eligible:
             if used <= pressure["low"]:
                 break
-            if self.images_left.gone(image.id):
+            if self.images_left.gone(image.id) or self._withheld(image):
                 continue
             del kept[image.id]
             freed = self._delete(image, f"image {short_id(image.id)}: {reason}")
@@ -156,5 +171,5 @@ class RetentionPlanner:
                                                   bytes=freed)
 
 
-def plan_retention(snapshot, policy):
-    return RetentionPlanner(snapshot, policy).evaluate()
+def plan_retention(snapshot, policy, approval=None):
+    return RetentionPlanner(snapshot, policy, approval).evaluate()

@@ -28,6 +28,7 @@ extends_documentation_fragment:
   - reclaim.docker._protection
   - reclaim.docker._layer_cache
   - reclaim.docker._lock
+  - reclaim.docker._approval
 attributes:
   check_mode:
     support: full
@@ -146,7 +147,9 @@ violations:
       type: list
       elements: str
     action:
-      description: V(untag) (some tags stay) or V(delete).
+      description:
+        - V(untag) (some tags stay) or V(delete); with O(approved), V(not_approved) (kept, listed in RV(not_approved))
+          or V(skipped) (approved but tagged since, so kept and listed in RV(skipped_items)).
       type: str
     untag:
       description: The tags removed.
@@ -218,6 +221,43 @@ usage_after:
   sample:
     images_bytes: 6406643
     filesystem: {path: /var/lib/docker, total: 53660876800, used: 40243157600, free: 13417719200, used_percent: 75.0}
+plan:
+  description:
+    - What this run's plan removes (in check mode, what a real run would), item by item, and the engine it was made on;
+      after a review, its items and engine ID are what O(approved) and O(approved_engine_id) take.
+    - In a real run, what was planned; RV(actions) says what took effect.
+  returned: always
+  type: dict
+  contains:
+    engine_id:
+      description: The engine's ID (C(ID) in C(docker info)).
+      type: str
+    items:
+      description:
+        - One per image removed or untagged, with C(type) (V(image)), C(id), C(name), C(bytes) (what its actions free)
+          and C(references) (all it had when planned).
+      type: list
+      elements: dict
+  sample:
+    engine_id: "4c3e2b1a-0d9f-4e8d-b7c6-a5f4e3d2c1b0"
+    items:
+      - {type: image, id: "sha256:3f2a...", name: "app:1.0", references: ["app:1.0"], bytes: 2500000}
+not_approved:
+  description:
+    - With O(approved), the items this run would have removed without it and kept because they are not approved,
+      as RV(plan) lists items, C(bytes) being what each would have freed. Empty without O(approved).
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - {type: image, id: "sha256:9c1b...", name: "app:0.9", references: ["app:0.9"], bytes: 300000}
+skipped_items:
+  description: Each item of O(approved) this run keeps, with why (in use, tagged since, gone, within the policy now).
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - {type: image, id: "sha256:3f2a...", name: "app:1.0", reason: "approved, but gone since the plan was made"}
 actions:
   description: The ordered plan with reasons and bytes; after a real run, each with its status.
   returned: always
@@ -263,6 +303,13 @@ import datetime
 import time
 
 from ansible_collections.reclaim.docker.plugins.module_utils._apply import took_effect, untagged_by
+from ansible_collections.reclaim.docker.plugins.module_utils._approval import (
+    Approval,
+    approval_argument_spec,
+    approval_result,
+    finish_plan,
+    priced_with_approval,
+)
 from ansible_collections.reclaim.docker.plugins.module_utils._connection import docker_module
 from ansible_collections.reclaim.docker.plugins.module_utils._disk_usage import filesystem_usage
 from ansible_collections.reclaim.docker.plugins.module_utils._filters import Protection, protection_argument_spec
@@ -297,6 +344,7 @@ class RetentionEnforcer:
             self.max_age = parse_duration(params["max_age"], "max_age") if params["max_age"] is not None else None
             self.budget = parse_size(params["max_images_bytes"], "max_images_bytes") \
                 if params["max_images_bytes"] is not None else None
+            self.approval = Approval.from_params(params)
         except ValueProblem as exc:
             self.module.fail_json(msg=str(exc))
         if params["keep_last"] is not None and params["keep_last"] < 0:
@@ -336,6 +384,7 @@ class RetentionEnforcer:
     def run(self):
         self.validate()
         pipeline = Pipeline(self.module)
+        pipeline.check_approval(self.approval)
         client = pipeline.client
         if self.params["high_watermark"] is not None and not client.is_local:
             self.module.fail_json(msg=f"high_watermark needs the filesystem under Docker's root dir, so the module must run "
@@ -353,9 +402,14 @@ class RetentionEnforcer:
                 return set(plan.kept) | set(plan.violations)
             return touched_images(snapshot, plan)
 
-        plan = pipeline.plan(snapshot, lambda snap: plan_retention(snap, policy), priced_by)
+        def make_plan(snap):
+            plan = plan_retention(snap, policy, self.approval)
+            return finish_plan(snap, plan, self.approval, lambda: plan_retention(snap, policy))
+
+        plan = pipeline.plan(snapshot, make_plan, priced_with_approval(self.approval, priced_by))
         actions = pipeline.apply(snapshot, plan)
-        result = self.result(snapshot, plan, actions, usage_before)
+        result = dict(self.result(snapshot, plan, actions, usage_before),
+                      **approval_result(snapshot, plan, pipeline.engine_id()))
         if not self.module.check_mode:
             with pipeline.reading():
                 result["usage_after"] = self.usage(client)
@@ -395,6 +449,7 @@ class RetentionEnforcer:
             kept=kept,
             untagged=untagged_by(done),
             deleted=sorted(a["image"] for a in done if a["action"] == "delete_image"),
+            skipped_items=plan.skipped,
             usage_before=usage_before,
             usage_after=predicted,
         )
@@ -414,6 +469,7 @@ def main():
     argument_spec.update(protection_argument_spec())
     argument_spec.update(layer_cache_argument_spec())
     argument_spec.update(lock_argument_spec())
+    argument_spec.update(approval_argument_spec())
     module = docker_module(argument_spec, supports_check_mode=True,
                            required_together=[("high_watermark", "low_watermark")],
                            mutually_exclusive=[("max_images_bytes", "high_watermark")])

@@ -31,6 +31,7 @@ extends_documentation_fragment:
   - reclaim.docker._protection
   - reclaim.docker._layer_cache
   - reclaim.docker._lock
+  - reclaim.docker._approval
 attributes:
   check_mode:
     support: full
@@ -292,13 +293,44 @@ inexact_reason:
 skipped_items:
   description:
     - Items the filters selected that stay, each with why (protected, too young, in use, changed since the run read the
-      engine).
+      engine), and each item of O(approved) this run keeps (in use, tagged since, gone, no longer selected).
     - Not called C(skipped), which Ansible reserves (a true C(skipped) marks the whole task as skipped).
   returned: always
   type: list
   elements: dict
   sample:
     - {type: image, id: "sha256:3f2a...", name: 3f2a9c1b7d0e, reason: "protected: label keep"}
+plan:
+  description:
+    - What this run's plan removes (in check mode, what a real run would), item by item, and the engine it was made on;
+      after a review, its items and engine ID are what O(approved) and O(approved_engine_id) take.
+    - In a real run, what was planned; RV(actions) says what took effect.
+  returned: always
+  type: dict
+  contains:
+    engine_id:
+      description: The engine's ID (C(ID) in C(docker info)).
+      type: str
+    items:
+      description:
+        - One per object removed, with C(type) (V(container), V(image), V(network), V(volume) or V(build_cache)),
+          C(id) (a volume's name), C(name), C(bytes) (what its actions free) and, for an image, C(references) (all it
+          had when planned).
+      type: list
+      elements: dict
+  sample:
+    engine_id: "4c3e2b1a-0d9f-4e8d-b7c6-a5f4e3d2c1b0"
+    items:
+      - {type: image, id: "sha256:3f2a...", name: "app:1.0", references: ["app:1.0"], bytes: 2500000}
+not_approved:
+  description:
+    - With O(approved), the items this run would have removed without it and kept because they are not approved,
+      as RV(plan) lists items, C(bytes) being what each would have freed. Empty without O(approved).
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - {type: container, id: "9c1b...", name: batch-job, bytes: 300000}
 actions:
   description: The ordered plan, each action with its reason, the bytes it frees and, after a real run, its status.
   returned: always
@@ -347,6 +379,12 @@ actions:
     predicted_bytes:
       description: For V(prune_build_cache) after a real run, the bytes the plan predicted.
       type: int
+    record_items:
+      description:
+        - For V(prune_build_cache), the records the plan predicts it removes (C(id), C(name), C(bytes)). With
+          O(approved), one V(prune_build_cache) per approved record, by its ID.
+      type: list
+      elements: dict
   sample:
     - action: remove_container
       container: 9c1b7d0e5a6b8c9d0e1f2a3b4c5d6e7f8a9b0c1d2e3f4a5b6c7d8e9f0a1b3f2a
@@ -368,11 +406,18 @@ import re
 import time
 
 from ansible_collections.reclaim.docker.plugins.module_utils._apply import took_effect, untagged_by
+from ansible_collections.reclaim.docker.plugins.module_utils._approval import (
+    Approval,
+    approval_argument_spec,
+    approval_result,
+    finish_plan,
+    priced_with_approval,
+)
 from ansible_collections.reclaim.docker.plugins.module_utils._connection import docker_module
 from ansible_collections.reclaim.docker.plugins.module_utils._filters import Filters, Protection, protection_argument_spec
 from ansible_collections.reclaim.docker.plugins.module_utils._layer_cache import layer_cache_argument_spec
 from ansible_collections.reclaim.docker.plugins.module_utils._lock import lock_argument_spec
-from ansible_collections.reclaim.docker.plugins.module_utils._pipeline import Pipeline
+from ansible_collections.reclaim.docker.plugins.module_utils._pipeline import Pipeline, touched_images
 from ansible_collections.reclaim.docker.plugins.module_utils._prune_plan import PrunePlanner
 from ansible_collections.reclaim.docker.plugins.module_utils._snapshot import load_stop_times
 from ansible_collections.reclaim.docker.plugins.module_utils._units import ValueProblem, parse_size
@@ -397,8 +442,17 @@ class Pruner:
             self.protection = Protection(self.params["protect"], self.params["min_age"], self.now)
             keep = self.params["builder_cache_keep_storage"]
             self.keep_storage = parse_size(keep, "builder_cache_keep_storage") if keep is not None else None
+            self.approval = Approval.from_params(self.params)
         except ValueProblem as exc:
             self.module.fail_json(msg=str(exc))
+        if self.approval.restricts and self.params["builder_cache"]:
+            # An approved record is pruned by its ID: BuildKit must not choose which records go.
+            if self.keep_storage is not None:
+                self.module.fail_json(msg="builder_cache_keep_storage cannot be used with approved: BuildKit would "
+                                          "choose the records, and only approved ones may go.")
+            if "id" in self.filters["builder_cache"].values:
+                self.module.fail_json(msg="builder_cache_filters.id cannot be used with approved: each approved record "
+                                          "is pruned by its own ID.")
         malformed = [i for i in self.params["assume_deleted"] if not FULL_IMAGE_ID.fullmatch(i)]
         if malformed:
             self.module.fail_json(msg=f"assume_deleted takes full image IDs (sha256: and 64 hex digits), got {malformed}.")
@@ -420,7 +474,11 @@ class Pruner:
         return min(known) if known else None
 
     def make_plan(self, snapshot):
-        planner = PrunePlanner(snapshot, self.protection)
+        plan = self.plan_under(snapshot, self.approval)
+        return finish_plan(snapshot, plan, self.approval, lambda: self.plan_under(snapshot, Approval()))
+
+    def plan_under(self, snapshot, approval):
+        planner = PrunePlanner(snapshot, self.protection, approval)
         if self.module.check_mode:
             planner.images_left.assume_deleted(self.params["assume_deleted"])
         for object_type in OBJECT_TYPES:
@@ -436,17 +494,19 @@ class Pruner:
     def run(self):
         self.parse()
         pipeline = Pipeline(self.module)
+        pipeline.check_approval(self.approval)
         snapshot = pipeline.snapshot(networks=self.params["networks"], volumes=self.params["volumes"],
                                      build_cache=self.params["builder_cache"])
         if self.params["containers"] and "stopped_for" in self.filters["containers"].values:
             with pipeline.reading():
                 load_stop_times(pipeline.client, snapshot)
-        plan = pipeline.plan(snapshot, self.make_plan)
+        plan = pipeline.plan(snapshot, self.make_plan, priced_with_approval(self.approval, touched_images))
         actions = pipeline.apply(snapshot, plan)
-        pipeline.finish(actions, self.result(plan, actions), failure="Could not prune")
+        result = dict(self.result(plan, actions, self.params["builder_cache"]), **approval_result(snapshot, plan, pipeline.engine_id()))
+        pipeline.finish(actions, result, failure="Could not prune")
 
     @staticmethod
-    def result(plan, actions):
+    def result(plan, actions, builder_cache):
         done = took_effect(actions)
 
         def of(action_name, key):
@@ -455,8 +515,9 @@ class Pruner:
         def bytes_of(action_name):
             return sum(a["bytes"] for a in done if a["action"] == action_name)
 
-        cache = next((a for a in actions if a["action"] == "prune_build_cache"), None)
-        cache_done = cache if cache and cache.get("status", "done") == "done" else None
+        # One build cache prune, or one per approved record.
+        caches = [a for a in actions if a["action"] == "prune_build_cache"]
+        caches_done = [a for a in caches if a.get("status", "done") == "done"]
         skipped = list(plan.skipped) + [
             dict(type=ITEM_TYPES[a["action"]], id=a.get("image") or a.get("container") or a.get("network")
                  or a.get("volume"), name=a.get("name") or a.get("reference"),
@@ -471,13 +532,15 @@ class Pruner:
             networks=of("remove_network", "name"),
             volumes=of("remove_volume", "name"),
             volumes_space_reclaimed=bytes_of("remove_volume"),
-            builder_cache_space_reclaimed=cache_done["bytes"] if cache_done else 0,
-            builder_cache_caches_deleted=cache_done.get("caches_deleted", []) if cache_done else [],
+            builder_cache_space_reclaimed=sum(a["bytes"] for a in caches_done),
+            builder_cache_caches_deleted=[record for a in caches_done for record in a.get("caches_deleted", [])],
             skipped_items=skipped,
         )
-        if cache:
-            result["builder_cache_prediction"] = dict(bytes=cache.get("predicted_bytes", cache["bytes"]),
-                                                      records=cache["records"], exact=cache["exact"])
+        if builder_cache:
+            # No call at all when an approved plan approves no record.
+            result["builder_cache_prediction"] = dict(bytes=sum(a.get("predicted_bytes", a["bytes"]) for a in caches),
+                                                      records=sum(a["records"] for a in caches),
+                                                      exact=all(a["exact"] for a in caches))
         return result
 
 
@@ -500,6 +563,7 @@ def main():
     argument_spec.update(protection_argument_spec())
     argument_spec.update(layer_cache_argument_spec())
     argument_spec.update(lock_argument_spec())
+    argument_spec.update(approval_argument_spec())
     Pruner(docker_module(argument_spec, supports_check_mode=True)).run()
 
 

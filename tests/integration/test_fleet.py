@@ -51,16 +51,16 @@ def inventory(fleet):
                              "cleanup_retention": {"keep_last": 2}}}}
 
 
-def run_playbook(tmp_path, fleet, playbook, report_dir, hosts=None, env=None, cmdline=None):
+def run_playbook(tmp_path, fleet, playbook, report_dir, hosts=None, env=None, cmdline=None, extravars=None):
     """PLAYBOOK through ansible-runner on the fleet (or on HOSTS, an inventory), with ENV added to the
-    environment and CMDLINE added to ansible-playbook's; returns the runner's result, the JSON report and the
-    artifacts."""
+    environment, CMDLINE added to ansible-playbook's and EXTRAVARS to its extra variables; returns the runner's
+    result, the JSON report and the artifacts."""
     private = tmp_path / f"{playbook}-{report_dir.name}"
     (private / "inventory").mkdir(parents=True)
     (private / "inventory" / "hosts.yml").write_text(yaml.safe_dump(inventory(fleet) if hosts is None else hosts))
     result = ansible_runner.run(
         private_data_dir=str(private), playbook=f"reclaim.docker.{playbook}", quiet=True,
-        extravars={"fleet_report_dir": str(report_dir)},
+        extravars=dict(extravars or {}, fleet_report_dir=str(report_dir)),
         envvars=dict(RUNNER_ENV, **(env or {})), cmdline=cmdline,
     )
     stats = [e for e in result.events if e.get("event") == "playbook_on_stats"]
