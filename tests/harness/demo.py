@@ -66,8 +66,16 @@ def run() -> int:
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     reports = {mode: ROOT / "reclaim-reports" / f"demo-{stamp}-{mode}" for mode in ("audit", "cleanup")}
     status = playbook("reclaim.docker.disk_usage", inventory)
-    for mode in ("audit", "cleanup"):
-        status = status or playbook(f"reclaim.docker.{mode}", inventory, "-e", f"fleet_report_dir={reports[mode]}")
+    status = status or playbook("reclaim.docker.audit", inventory, "-e", f"fleet_report_dir={reports['audit']}")
+    if status:
+        return status
+    # The audit is reviewed and approved as it is; meanwhile a build on ci1 leaves a dangling image nobody approved.
+    late = scenario.build(fleet_engines[1].docker_host, {"images": [{"name": "late", "tags": [], "layers": ["late"]}]},
+                          prefix="demo-late").images["late"]["id"]
+    print(f"\nci1: a dangling image appeared after the audit was approved: {late[7:19]}", flush=True)
+    approved = reports["audit"] / "fleet-report.json"
+    status = playbook("reclaim.docker.cleanup", inventory, "-e", f"fleet_report_dir={reports['cleanup']}",
+                      "-e", f"reclaim_approved_plan={approved}")
     if status:
         return status
     audit, cleanup = (json.loads((reports[m] / "fleet-report.json").read_text()) for m in ("audit", "cleanup"))
@@ -76,6 +84,10 @@ def run() -> int:
         freed = cleanup["hosts"][host]
         print(f"{host:<7} {predicted.get('profile') or '-':<14} {human(predicted['reclaimed_bytes']):>17}   "
               f"{human(freed['reclaimed_bytes']):>15}   {'yes' if predicted['reclaimed_bytes'] == freed['reclaimed_bytes'] else 'NO'}")
+    print("\nthe cleanup applied the approved audit; refused as not approved:")
+    for host, freed in sorted(cleanup["hosts"].items()):
+        for item in freed["not_approved"]:
+            print(f"  {host}: {item['type']} {item['name']} ({human(item['bytes'])}, {item['step']} step)")
     print("\nreports:")
     for mode, path in reports.items():
         print(f"  {mode}: {path}/fleet-report.{{json,md,html}}")
