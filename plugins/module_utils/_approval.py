@@ -179,5 +179,5 @@ def priced_with_approval(approval, priced_by):
 
 def approval_result(snapshot, plan, engine_id):
     """The result keys of a run that takes `approved`: its plan, as an approved plan gives it back, and not_approved."""
-    return dict(plan=dict(engine_id=engine_id, items=plan_items(snapshot, plan.actions)),
+    return dict(plan=dict(engine_id=engine_id, objects=plan_items(snapshot, plan.actions)),
                 not_approved=plan.not_approved)

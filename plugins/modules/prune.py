@@ -303,7 +303,7 @@ skipped_items:
 plan:
   description:
     - What this run's plan removes (in check mode, what a real run would), item by item, and the engine it was made on;
-      after a review, its items and engine ID are what O(approved) and O(approved_engine_id) take.
+      after a review, its objects and engine ID are what O(approved) and O(approved_engine_id) take.
     - In a real run, what was planned; RV(actions) says what took effect.
   returned: always
   type: dict
@@ -311,7 +311,7 @@ plan:
     engine_id:
       description: The engine's ID (C(ID) in C(docker info)).
       type: str
-    items:
+    objects:
       description:
         - One per object removed, with C(type) (V(container), V(image), V(network), V(volume) or V(build_cache)),
           C(id) (a volume's name), C(name), C(bytes) (what its actions free) and, for an image, C(references) (all it
@@ -320,7 +320,7 @@ plan:
       elements: dict
   sample:
     engine_id: "4c3e2b1a-0d9f-4e8d-b7c6-a5f4e3d2c1b0"
-    items:
+    objects:
       - {type: image, id: "sha256:3f2a...", name: "app:1.0", references: ["app:1.0"], bytes: 2500000}
 not_approved:
   description:

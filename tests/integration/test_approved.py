@@ -22,7 +22,7 @@ def mine(prefix):
 
 def approve(audit):
     """What a reviewer hands back: the audit's plan items and engine."""
-    return {"approved": audit["plan"]["items"], "approved_engine_id": audit["plan"]["engine_id"]}
+    return {"approved": audit["plan"]["objects"], "approved_engine_id": audit["plan"]["engine_id"]}
 
 
 def check_then_real(ansible, engine, module, args):
@@ -45,7 +45,7 @@ def test_prune_removes_only_what_was_approved(ansible, engine, prefix):
     args = {"containers": True, "containers_filters": {"label": selected}, "images": True,
             "images_filters": {"label": selected}, "networks": True, "networks_filters": {"label": selected}}
     audit = ansible.module(PRUNE, args, engine, check=True)
-    planned = {i["id"]: i for i in audit["plan"]["items"]}
+    planned = {i["id"]: i for i in audit["plan"]["objects"]}
     assert set(planned) == {built.containers["c1"], built.images["d1"]["id"], built.images["d2"]["id"],
                             built.networks["n1"]}
     assert sum(i["bytes"] for i in planned.values()) == audit["reclaimed_bytes"]
@@ -83,7 +83,7 @@ def test_an_image_tagged_after_the_review_stays(ansible, engine, prefix):
         {"name": "b", "tags": ["lab/b:1"], "layers": ["b"], "labels": mine(prefix)}]}, prefix=prefix)
     args = {"images": True, "images_filters": {"dangling": False, "label": f"reclaim.test={prefix}"}}
     audit = ansible.module(PRUNE, args, engine, check=True)
-    assert sorted(i["id"] for i in audit["plan"]["items"]) == sorted(built.images[n]["id"] for n in ("a", "b"))
+    assert sorted(i["id"] for i in audit["plan"]["objects"]) == sorted(built.images[n]["id"] for n in ("a", "b"))
     api = docker.APIClient(base_url=engine.docker_host)
     api.tag(built.images["a"]["id"], f"{prefix}/lab/a", "prod")
     _predicted, real = check_then_real(ansible, engine, PRUNE, dict(args, **approve(audit)))
@@ -100,13 +100,13 @@ def test_a_plan_from_another_engine_is_refused_before_anything_changes(ansible, 
     args = {"images": True, "images_filters": {"label": f"reclaim.test={prefix}"}}
     audit = ansible.module(PRUNE, args, engine, check=True)
     with scenario.unchanged(engine.docker_host, what="a refused approved plan"):
-        refused = ansible.module(PRUNE, dict(args, approved=audit["plan"]["items"],
+        refused = ansible.module(PRUNE, dict(args, approved=audit["plan"]["objects"],
                                              approved_engine_id="ZZZZ:not-this-engine"), engine)
     assert refused["failed"] is True
     assert refused["msg"] == (f"approved_engine_id: the approved plan was made on engine ZZZZ:not-this-engine, this is "
                               f"engine {audit['plan']['engine_id']}; a plan applies only to the engine it was made on. "
                               "Nothing was changed.")
-    assert built.images["d"]["id"] in {i["id"] for i in audit["plan"]["items"]}
+    assert built.images["d"]["id"] in {i["id"] for i in audit["plan"]["objects"]}
 
 
 def test_retention_enforces_only_approved_violations(ansible, engine, prefix):
@@ -118,7 +118,7 @@ def test_retention_enforces_only_approved_violations(ansible, engine, prefix):
     # The engine holds other tests' images too: whatever else violates keep_last is simply not approved.
     args = {"keep_last": 1, "dangling": False}
     audit = ansible.module(RETENTION, args, engine, check=True)
-    ours = [i for i in audit["plan"]["items"] if i["id"] in (built.images["r1"]["id"], built.images["r2"]["id"])]
+    ours = [i for i in audit["plan"]["objects"] if i["id"] in (built.images["r1"]["id"], built.images["r2"]["id"])]
     assert len(ours) == 2
     r1 = next(i for i in ours if i["id"] == built.images["r1"]["id"])
     size_before = scenario.layers_size(engine.docker_host)

@@ -47,8 +47,8 @@ def test_the_cleanup_applies_the_approved_audit_and_nothing_else(tmp_path, hosts
     for name, engine in hosts.items():
         entry = audit["hosts"][name]
         assert entry["status"] == "ok", entry["error"]
-        assert entry["plan"]["items"] and entry["engine_id"] == entry["plan"]["engine_id"], name
-        assert sum(i["bytes"] for i in entry["plan"]["items"]) == entry["reclaimed_bytes"], name
+        assert entry["plan"]["objects"] and entry["engine_id"] == entry["plan"]["engine_id"], name
+        assert sum(i["bytes"] for i in entry["plan"]["objects"]) == entry["reclaimed_bytes"], name
         assert entry["approval"] is None and entry["not_approved"] == []
     assert artifacts["reclaim_audit_plans"] == {name: audit["hosts"][name]["plan"] for name in hosts}
 
@@ -83,9 +83,9 @@ def test_the_cleanup_applies_the_approved_audit_and_nothing_else(tmp_path, hosts
         assert entry["reclaimed_bytes"] == planned["reclaimed_bytes"], name
         assert sorted(entry["removed"]["images"]) == sorted(planned["removed"]["images"]), name
         assert entry["approval"]["approved"] == entry["approval"]["applied"] == {
-            "items": len(planned["plan"]["items"]), "bytes": planned["reclaimed_bytes"]}, name
+            "count": len(planned["plan"]["objects"]), "bytes": planned["reclaimed_bytes"]}, name
     assert [(i["id"], i["step"]) for i in cleanup["hosts"]["appr1"]["not_approved"]] == [(late, "prune")]
-    assert cleanup["hosts"]["appr1"]["approval"]["not_approved"]["items"] == 1
+    assert cleanup["hosts"]["appr1"]["approval"]["not_approved"]["count"] == 1
     assert late in images_of(hosts["appr1"])
 
     refused = cleanup["hosts"]["appr3"]
@@ -95,5 +95,5 @@ def test_the_cleanup_applies_the_approved_audit_and_nothing_else(tmp_path, hosts
     left_out = cleanup["hosts"]["appr4"]
     assert left_out["status"] == "ok" and left_out["reclaimed_bytes"] == 0
     assert images_of(hosts["appr4"]) == before["appr4"]
-    assert {i["id"] for i in left_out["not_approved"]} == {i["id"] for i in audit["hosts"]["appr4"]["plan"]["items"]}
-    assert left_out["approval"]["approved"] == {"items": 0, "bytes": 0}
+    assert {i["id"] for i in left_out["not_approved"]} == {i["id"] for i in audit["hosts"]["appr4"]["plan"]["objects"]}
+    assert left_out["approval"]["approved"] == {"count": 0, "bytes": 0}
