@@ -129,7 +129,9 @@ class PrunePlanner:
         estimated, and the result shows prediction and actual side by side. Under an approved plan, one call per
         approved record, by its ID (the module refuses keep_storage and an id filter there).
         """
-        records = [r for r in self.snapshot.build_cache if not r.get("InUse") and (keep_all or not r.get("Shared"))]
+        # By ID: the engine lists them in no set order, and a check run and the real run must list them alike.
+        records = sorted((r for r in self.snapshot.build_cache if not r.get("InUse") and (keep_all or not r.get("Shared"))),
+                         key=lambda r: r["ID"])
         if until is not None:
             records = [r for r in records if _used_before(r, until)]
         exact = keep_storage is None and not set(filters.values) - {"until"}
@@ -157,9 +159,9 @@ class PrunePlanner:
 
 def _children_first(records):
     """RECORDS, each before the records it builds on: BuildKit keeps a record while another one builds on it, so a
-    parent pruned first would stay."""
+    parent pruned first would stay. By their Parents where the engine lists them, else newest first (a build step's
+    record is created after the one it builds on; API 1.51 lists no Parents)."""
     parents = {r["ID"]: list(r.get("Parents") or ([r["Parent"]] if r.get("Parent") else [])) for r in records}
-
     depths = {}
 
     def depth(record_id, seen=()):
@@ -167,7 +169,7 @@ def _children_first(records):
             depths[record_id] = 1 + max((depth(p, seen + (record_id,)) for p in parents.get(record_id, ())
                                          if p not in seen), default=0)
         return depths[record_id]
-    return sorted(records, key=lambda r: (-depth(r["ID"]), r["ID"]))
+    return sorted(records, key=lambda r: (-depth(r["ID"]), -(parse_time(r.get("CreatedAt")) or 0.0), r["ID"]))
 
 
 def _record_item(record):

@@ -132,3 +132,29 @@ def test_retention_enforces_only_approved_violations(ansible, engine, prefix):
     if engine.flavour != "28.5-containerd":
         assert real["reclaimed_bytes"] == layers["r1"]
         assert not_approved[built.images["r2"]["id"]]["bytes"] == layers["r2"]
+
+
+def test_build_cache_records_go_one_by_one_and_only_approved(ansible, engine, prefix):
+    """Two BuildKit builds (chained records each: context, Dockerfile, one per COPY); the records of one are approved:
+    BuildKit removes exactly those, by ID, children first, and the other build's stay, listed as not approved."""
+    before = {r["ID"] for r in scenario.system_df(engine.docker_host).get("BuildCache") or []}
+    scenario.build(engine.docker_host, {"builds": [
+        {"name": "one", "tags": ["lab/one:1"], "files": {"a": 200_000, "b": 100_000}}]}, prefix=prefix)
+    ours = {r["ID"] for r in scenario.system_df(engine.docker_host).get("BuildCache") or []} - before
+    scenario.build(engine.docker_host, {"builds": [
+        {"name": "two", "tags": ["lab/two:1"], "files": {"c": 150_000, "d": 50_000}}]}, prefix=prefix)
+    others = {r["ID"] for r in scenario.system_df(engine.docker_host).get("BuildCache") or []} - before - ours
+    args = {"builder_cache": True, "builder_cache_all": True}
+    audit = ansible.module(PRUNE, args, engine, check=True)
+    approved = [o for o in audit["plan"]["objects"] if o["id"] in ours]
+    assert {o["id"] for o in approved} == ours and {o["type"] for o in approved} == {"build_cache"}
+    assert others <= {o["id"] for o in audit["plan"]["objects"]} and len(ours) >= 3
+    predicted, real = ansible.check_then_real(PRUNE, dict(args, approved=approved), engine,
+                                              same=("not_approved", "skipped_items", "plan"))
+    assert [a["filters"]["id"] for a in predicted["actions"]] == [a["filters"]["id"] for a in real["actions"]]
+    assert set(real["builder_cache_caches_deleted"]) == ours
+    assert others <= {o["id"] for o in real["not_approved"]}
+    left = {r["ID"] for r in scenario.system_df(engine.docker_host).get("BuildCache") or []}
+    assert others <= left and not ours & left
+    refused = ansible.module(PRUNE, dict(args, approved=approved, builder_cache_keep_storage="1GB"), engine)
+    assert refused["failed"] is True and refused["msg"].startswith("builder_cache_keep_storage cannot be used with approved")

@@ -175,3 +175,9 @@ def test_approved_build_cache_records_go_children_first():
                             dict(ID="top", Size=4, Parent="mid"), dict(ID="lone", Size=8)]
     plan = prune(snapshot, ["base", "mid", "top", "lone"], containers=False, build_cache=True)
     assert [a["filters"]["id"][0] for a in plan.actions] == ["top", "mid", "base", "lone"]
+    # API 1.51 lists no Parents: newest first (a step's record is created after the one it builds on).
+    for record, created in zip(snapshot.build_cache, ("2026-01-01T00:00:01Z", "2026-01-01T00:00:02.5Z",
+                                                      "2026-01-01T00:00:03Z", "2026-01-01T00:00:00Z")):
+        record.update(Parents=None, Parent=None, CreatedAt=created)
+    plan = prune(snapshot, ["base", "mid", "top", "lone"], containers=False, build_cache=True)
+    assert [a["filters"]["id"][0] for a in plan.actions] == ["top", "mid", "base", "lone"]
