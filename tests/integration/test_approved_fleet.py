@@ -63,10 +63,10 @@ def test_the_cleanup_applies_the_approved_audit_and_nothing_else(tmp_path, hosts
         {"name": "late", "tags": [], "layers": ["late"], "labels": {"late": "1"}}]}, prefix="late")
     late = fresh.images["late"]["id"]
 
-    # The AWX way: the audit's artifact handed to the next job; in check mode it predicts the real run.
+    # The AWX way: the audit's artifact handed to the next job; an audit of the approved plan predicts the real run.
     with scenario.unchanged(*(e.docker_host for e in hosts.values()), what="an approved audit"):
         result, predicted, _artifacts = run_playbook(
-            tmp_path, None, "cleanup", tmp_path / "predicted", hosts=inventory(hosts), cmdline="--check",
+            tmp_path, None, "audit", tmp_path / "predicted", hosts=inventory(hosts),
             extravars={"reclaim_approved_plan": {name: plan for name, plan in artifacts["reclaim_audit_plans"].items()
                                                  if name in ("appr1", "appr2")}})
     assert result.status == "successful", result.stdout.read()
@@ -97,3 +97,9 @@ def test_the_cleanup_applies_the_approved_audit_and_nothing_else(tmp_path, hosts
     assert images_of(hosts["appr4"]) == before["appr4"]
     assert {i["id"] for i in left_out["not_approved"]} == {i["id"] for i in audit["hosts"]["appr4"]["plan"]["objects"]}
     assert left_out["approval"]["approved"] == {"count": 0, "bytes": 0}
+    # Every report says it per host: the Markdown and HTML files, and the job output.
+    markdown = (tmp_path / "cleanup" / "fleet-report.md").read_text()
+    assert "## Approved plan" in markdown and "| appr1 | " in markdown.split("## Approved plan")[1]
+    html = (tmp_path / "cleanup" / "fleet-report.html").read_text()
+    assert '<table id="approval">' in html and "<tr><td>appr4</td>" in html
+    assert "Approved plan: HOST" in result.stdout.read()
