@@ -15,6 +15,7 @@ the task with every outcome still in the result).
 
 from __future__ import annotations
 
+import time
 from contextlib import contextmanager
 
 from ansible_collections.reclaim.docker.plugins.module_utils._apply import apply_plan, took_effect
@@ -27,6 +28,7 @@ from ansible_collections.reclaim.docker.plugins.module_utils._lock import (
     prepare_lock_dir,
 )
 from ansible_collections.reclaim.docker.plugins.module_utils._snapshot import load_layers, read_snapshot
+from ansible_collections.reclaim.docker.plugins.module_utils._usage_ledger import UsageLedger, event_uses
 
 
 def touched_images(snapshot, plan):
@@ -122,7 +124,49 @@ class Pipeline:
 
     def snapshot(self, networks=False, volumes=False, build_cache=False):
         with self.reading():
-            return read_snapshot(self.client, networks=networks, volumes=volumes, build_cache=build_cache)
+            snapshot = read_snapshot(self.client, networks=networks, volumes=volumes, build_cache=build_cache)
+        self._track_usage(snapshot)
+        return snapshot
+
+    def _track_usage(self, snapshot):
+        """Record in the usage ledger what SNAPSHOT's containers and the engine's events since the previous run show in
+        use, and give the snapshot every last use the ledger knows. Check mode too: the ledger is host-local state,
+        like the layer cache. Nothing here fails the run."""
+        params = self.module.params
+        if not params.get("usage_ledger"):
+            return
+        ledger = UsageLedger.for_engine(params["usage_ledger_dir"] or params.get("layer_cache_dir"), self.engine_id())
+        now = time.time()
+        # Whole seconds, as the API takes them; the next run starts at this second again (a use counts once as well
+        # as twice: the latest wins).
+        until = int(now)
+        try:
+            events = list(self.client.api.events(since=int(ledger.events_until or 0), until=until,
+                                                 filters={"type": ["container"]}, decode=True))
+        except (APIError, DockerException, OSError, ValueError) as exc:
+            events, until = [], None
+            self.module.warn(f"Could not read the engine's events for the usage ledger: {exc}")
+
+        def image_of_container(container_id):
+            container = snapshot.containers.get(container_id)
+            return container.image_id if container else None
+
+        def resolve(reference):
+            try:
+                found = snapshot.resolve(reference) if reference else None
+            except ValueError:
+                return None
+            return found[1].id if found else None
+
+        uses = event_uses(events, image_of_container, resolve)
+        for container in snapshot.containers.values():
+            seen = now if container.running else (container.stopped or container.created)
+            if seen and seen > uses.get(container.image_id, float("-inf")):
+                uses[container.image_id] = seen
+        ledger.record(uses, events_until=until, now=now)
+        snapshot.last_use = dict(ledger.last_use)
+        for problem in ledger.problems:
+            self.module.warn(problem)
 
     def _layer_cache(self):
         params = self.module.params

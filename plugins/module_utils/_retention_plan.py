@@ -33,11 +33,15 @@ class RetentionPolicy:
 
 
 def last_use(snapshot, image):
-    """The engine records no last use: the newest container of the image, else its creation time."""
+    """When IMAGE was last used, and what says so: the usage ledger's last use when it knows one (the engine records
+    none), else the newest container of the image, else its creation time."""
+    seen = snapshot.last_use.get(image.id)
+    if seen is not None:
+        return seen, "ledger"
     containers = snapshot.containers_of(image.id)
     if containers:
-        return max(c.created for c in containers), "container created"
-    return image.created, "image created"
+        return max(c.created for c in containers), "containers"
+    return image.created, "created"
 
 
 class RetentionPlanner:

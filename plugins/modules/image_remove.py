@@ -26,6 +26,7 @@ extends_documentation_fragment:
   - reclaim.docker._docker
   - reclaim.docker._layer_cache
   - reclaim.docker._lock
+  - reclaim.docker._usage_ledger
 attributes:
   check_mode:
     support: full
@@ -321,6 +322,7 @@ from ansible_collections.reclaim.docker.plugins.module_utils._model import TAG, 
 from ansible_collections.reclaim.docker.plugins.module_utils._pipeline import Pipeline
 from ansible_collections.reclaim.docker.plugins.module_utils._plan import references_after_removing
 from ansible_collections.reclaim.docker.plugins.module_utils._units import ValueProblem
+from ansible_collections.reclaim.docker.plugins.module_utils._usage_ledger import usage_ledger_argument_spec
 
 PLATFORM = re.compile(r"[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?")
 PLATFORM_MIN_API = "1.50"
@@ -463,6 +465,7 @@ def main():
     )
     argument_spec.update(layer_cache_argument_spec())
     argument_spec.update(lock_argument_spec())
+    argument_spec.update(usage_ledger_argument_spec())
     ImageRemover(docker_module(argument_spec, supports_check_mode=True)).run()
 
 

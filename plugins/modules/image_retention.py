@@ -19,8 +19,9 @@ description:
     garbage collection, which adds image sizes.
   - An image counts in every repository it has a tag in. A tag outside the policy is untagged; an image left with no tag is
     deleted, and so are its untagged parents that nothing else needs.
-  - The engine does not record when an image was last used. Last use is the creation time of the newest container of the
-    image, else the image's creation time; RV(violations[].last_use_source) says which.
+  - The engine does not record when an image was last used. Last use is what the usage ledger (O(usage_ledger)) last
+    saw, which survives C(docker run --rm); else the creation time of the newest container of the image; else the
+    image's creation time. RV(violations[].last_use_source) says which.
   - Every option value is checked before the engine is contacted; options that give no policy (no O(keep_last),
     O(max_age), O(high_watermark) nor O(max_images_bytes), and O(dangling=false)) fail the task.
 extends_documentation_fragment:
@@ -28,6 +29,7 @@ extends_documentation_fragment:
   - reclaim.docker._protection
   - reclaim.docker._layer_cache
   - reclaim.docker._lock
+  - reclaim.docker._usage_ledger
   - reclaim.docker._approval
 attributes:
   check_mode:
@@ -140,7 +142,9 @@ violations:
       description: When it was last used (ISO 8601, UTC).
       type: str
     last_use_source:
-      description: What RV(violations[].last_use) is based on, V(container created) or V(image created).
+      description:
+        - What RV(violations[].last_use) is based on, V(ledger) (the usage ledger's last use), V(containers) (the
+          newest container's creation) or V(created) (the image's creation).
       type: str
     reasons:
       description: Every reason it violates the policy.
@@ -324,6 +328,7 @@ from ansible_collections.reclaim.docker.plugins.module_utils._retention_plan imp
     plan_retention,
 )
 from ansible_collections.reclaim.docker.plugins.module_utils._units import ValueProblem, parse_duration, parse_size
+from ansible_collections.reclaim.docker.plugins.module_utils._usage_ledger import usage_ledger_argument_spec
 
 
 def _iso(seconds):
@@ -469,6 +474,7 @@ def main():
     argument_spec.update(protection_argument_spec())
     argument_spec.update(layer_cache_argument_spec())
     argument_spec.update(lock_argument_spec())
+    argument_spec.update(usage_ledger_argument_spec())
     argument_spec.update(approval_argument_spec())
     module = docker_module(argument_spec, supports_check_mode=True,
                            required_together=[("high_watermark", "low_watermark")],

@@ -31,6 +31,7 @@ extends_documentation_fragment:
   - reclaim.docker._protection
   - reclaim.docker._layer_cache
   - reclaim.docker._lock
+  - reclaim.docker._usage_ledger
   - reclaim.docker._approval
 attributes:
   check_mode:
@@ -421,6 +422,7 @@ from ansible_collections.reclaim.docker.plugins.module_utils._pipeline import Pi
 from ansible_collections.reclaim.docker.plugins.module_utils._prune_plan import PrunePlanner
 from ansible_collections.reclaim.docker.plugins.module_utils._snapshot import load_stop_times
 from ansible_collections.reclaim.docker.plugins.module_utils._units import ValueProblem, parse_size
+from ansible_collections.reclaim.docker.plugins.module_utils._usage_ledger import usage_ledger_argument_spec
 
 # The object types prune takes, in the order it removes them (each has an option and an <option>_filters).
 OBJECT_TYPES = ("containers", "images", "networks", "volumes", "builder_cache")
@@ -563,6 +565,7 @@ def main():
     argument_spec.update(protection_argument_spec())
     argument_spec.update(layer_cache_argument_spec())
     argument_spec.update(lock_argument_spec())
+    argument_spec.update(usage_ledger_argument_spec())
     argument_spec.update(approval_argument_spec())
     Pruner(docker_module(argument_spec, supports_check_mode=True)).run()
 
