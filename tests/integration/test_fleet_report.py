@@ -31,7 +31,7 @@ HOSTS = ["web1", "db-2", "idle3", "ghost"]  # inventory order
 EXPECTED_STATUS = {"web1": "ok", "db-2": "failed", "idle3": "ok", "ghost": "unreachable"}
 WEB1_BYTES = 1610612736
 HOST_KEYS = {"status", "reclaimed_bytes", "profile", "removed", "usage_before", "usage_after",
-             "filesystem_delta_bytes", "skipped", "error"}
+             "filesystem_delta_bytes", "skipped", "error", "engine_id", "plan", "not_approved", "approval"}
 REMOVED_KEYS = {"containers", "images", "untagged", "networks", "volumes", "build_cache_records"}
 ENV = dict(RUNNER_ENV, ANSIBLE_HOST_KEY_CHECKING="False")
 # A decimal unit name on a number: the reports count in powers of 1024, so they must say KiB, MiB, GiB.
@@ -93,7 +93,8 @@ def check_report(report_dir: Path, check: bool, prometheus: bool = True) -> dict
                                  "build_cache_records": 0},
                      "usage_before": {"images_bytes": 0, "filesystem": None},
                      "usage_after": {"images_bytes": 0, "filesystem": None},
-                     "filesystem_delta_bytes": None, "skipped": [], "error": "unreachable: no result"}
+                     "filesystem_delta_bytes": None, "skipped": [], "error": "unreachable: no result",
+                     "engine_id": None, "plan": None, "not_approved": [], "approval": None}
     statuses = [h["status"] for h in report["hosts"].values()]
     totals = report["totals"]
     assert totals == {"hosts": 4, "ok": 2, "failed": 1, "unreachable": 1, "reclaimed_bytes": WEB1_BYTES}
@@ -186,6 +187,8 @@ def test_ansible_runner_artifacts(tmp_path, check):
         "reclaim_fleet_hosts": {name: {"status": h["status"], "reclaimed_bytes": h["reclaimed_bytes"]}
                                 for name, h in report["hosts"].items()},
         totals_key: {"hosts": 4, "ok": 2, "failed": 1, "unreachable": 1, "reclaimed_bytes": WEB1_BYTES},
+        # An audit hands each host's plan on, for an approved cleanup (a hand-made result here has none).
+        **({"reclaim_audit_plans": {}} if check else {}),
     }
     assert json.loads(json.dumps(artifacts)) == artifacts  # JSON-safe
 

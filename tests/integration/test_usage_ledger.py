@@ -97,7 +97,7 @@ def test_the_tracker_follows_the_events_into_the_ledger(ansible, engine, prefix,
         assert seen is not None and seen >= int(started), "the tracker did not record the use"
     finally:
         service.send_signal(signal.SIGTERM)
-        output, _ = service.communicate(timeout=10)
+        output = service.communicate(timeout=10)[0]
     assert service.returncode == 0, output
     # A module run shares the ledger (same file, format and lock): it keeps the use the tracker saw, or a later one.
     result = ansible.module(RETENTION, {"max_age": "1d", "dangling": False, "protect": {"references": ["*"]},

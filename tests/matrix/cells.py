@@ -46,7 +46,8 @@ CD_OLDEST, CD_NEWEST = "4.0.0", "5.4.0"
 SUBSETS = {
     "modules": ("tests/integration/test_prune.py", "tests/integration/test_image_remove.py",
                 "tests/integration/test_image_retention.py", "tests/integration/test_disk_usage_info.py",
-                "tests/integration/test_drop_in.py", "tests/integration/test_approved.py"),
+                "tests/integration/test_drop_in.py", "tests/integration/test_approved.py",
+                "tests/integration/test_usage_ledger.py"),
     "fleet": ("tests/integration/test_fleet.py", "tests/integration/test_approved_fleet.py"),
     "unit": ("tests/unit",),
 }
