@@ -50,6 +50,9 @@ class Approval:
                 raise ValueProblem("approved_engine_id is set but approved is not: it names the engine an approved "
                                    "plan was made on.")
             return cls()
+        if params["approved_engine_id"] == "":
+            raise ValueProblem("approved_engine_id: an empty engine ID; leave it unset to apply the plan without the "
+                               "check, or give the engine ID the plan was made on.")
         items = {}
         for index, element in enumerate(approved):
             item = dict(id=element) if isinstance(element, str) else element

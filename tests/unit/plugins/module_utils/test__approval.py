@@ -181,3 +181,8 @@ def test_approved_build_cache_records_go_children_first():
         record.update(Parents=None, Parent=None, CreatedAt=created)
     plan = prune(snapshot, ["base", "mid", "top", "lone"], containers=False, build_cache=True)
     assert [a["filters"]["id"][0] for a in plan.actions] == ["top", "mid", "base", "lone"]
+
+
+def test_an_empty_engine_id_is_refused_rather_than_matching_no_engine():
+    with pytest.raises(ValueProblem, match="approved_engine_id: an empty engine ID"):
+        approval([], "")
