@@ -19,7 +19,7 @@ from ansible_collections.reclaim.docker.plugins.module_utils._model import short
 from ansible_collections.reclaim.docker.plugins.module_utils._units import ValueProblem
 
 ITEM_TYPES = ("container", "image", "network", "volume", "build_cache")
-# The key naming the object of each action, and the item type it removes.
+# Per action: the item type it removes, and the key naming its object.
 ACTION_OBJECTS = dict(remove_container=("container", "container"), untag=("image", "image"),
                       delete_image=("image", "image"), force_untag=("image", "image"),
                       delete_platform=("image", "image"), remove_network=("network", "network"),
@@ -87,7 +87,9 @@ class Approval:
         item = self.items.get(item_id)
         if item is None:
             return Hold("not_approved", "not in the approved plan")
-        new = sorted(set(references) - set(item.get("references") or references))
+        # An item approved with its references ([] for a dangling image) keeps to them; a bare ID does not say.
+        approved_references = item.get("references")
+        new = sorted(set(references) - set(approved_references)) if approved_references is not None else []
         if new:
             return Hold("changed", f"changed since the plan was approved: new reference(s) {', '.join(new)}")
         return None

@@ -186,3 +186,13 @@ def test_approved_build_cache_records_go_children_first():
 def test_an_empty_engine_id_is_refused_rather_than_matching_no_engine():
     with pytest.raises(ValueProblem, match="approved_engine_id: an empty engine ID"):
         approval([], "")
+
+
+def test_a_dangling_image_approved_and_tagged_since_stays():
+    snapshot = make_snapshot([("d", ["app:new"], ["d"], None)])
+    plan = prune(snapshot, [dict(type="image", id=hid("d"), name=hid("d")[7:19], references=[], bytes=1000)],
+                 containers=False)
+    assert plan.actions == []
+    assert plan.skipped[0]["reason"] == "changed since the plan was approved: new reference(s) app:new"
+    # A bare ID says nothing of references: the image goes with its tag.
+    assert removed_ids(snapshot, prune(snapshot, [hid("d")], containers=False)) == {hid("d")}
