@@ -313,22 +313,7 @@ class LayerCache:
         sections = (self._layers, self._images, self._blobs, self._manifests, self._image_manifests)
         text = json.dumps(dict({"format": CACHE_FORMAT, "engine_id": self.engine_id}, **dict(zip(_SECTIONS, sections))),
                           separators=(",", ":"))
-        # mkstemp makes the file with O_EXCL, in the same directory so that os.replace is a rename.
-        fd, temp = tempfile.mkstemp(prefix=".layers-", suffix=".tmp", dir=directory)
-        try:
-            os.fchmod(fd, 0o600)  # mkstemp's 0600 is masked by the umask
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(text)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(temp, self.path)
-        except BaseException:
-            try:
-                os.unlink(temp)
-            except OSError:
-                pass
-            raise
-        _fsync_dir(directory)
+        write_atomically(self.path, text, ".layers-")
 
 
 _SECTIONS = ("layers", "images", "blobs", "manifests", "image_manifests")
@@ -423,6 +408,27 @@ def _make_dirs(directory):
         except FileExistsError:
             continue  # made by a concurrent run; checked by the caller like any existing directory
         os.chmod(path, 0o700)  # mkdir's mode is masked by the umask
+
+
+def write_atomically(path, text, temp_prefix):
+    """Replace PATH by TEXT whole: a 0600 temporary file (TEMP_PREFIX) beside it, synced and renamed over it."""
+    directory = os.path.dirname(path) or os.curdir
+    # mkstemp makes the file with O_EXCL, in the same directory so that os.replace is a rename.
+    fd, temp = tempfile.mkstemp(prefix=temp_prefix, suffix=".tmp", dir=directory)
+    try:
+        os.fchmod(fd, 0o600)  # mkstemp's 0600 is masked by the umask
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        try:
+            os.unlink(temp)
+        except OSError:
+            pass
+        raise
+    _fsync_dir(directory)
 
 
 def _fsync_dir(directory):

@@ -22,16 +22,15 @@ import errno
 import fcntl
 import json
 import os
-import tempfile
 
 from ansible_collections.reclaim.docker.plugins.module_utils._layer_cache import (
     _OPEN_FLAGS,
     _distrust,
-    _fsync_dir,
     _make_dirs,
     _reason,
     default_cache_dir,
     engine_digest,
+    write_atomically,
 )
 
 LEDGER_FORMAT = 1
@@ -143,24 +142,9 @@ class UsageLedger:
         return {}, None
 
     def _write(self, uses, events_until):
-        directory = os.path.dirname(self.path) or os.curdir
         text = json.dumps({"format": LEDGER_FORMAT, "engine_id": self.engine_id, "events_until": events_until,
                            "images": uses}, separators=(",", ":"), sort_keys=True)
-        fd, temp = tempfile.mkstemp(prefix=".usage-", suffix=".tmp", dir=directory)
-        try:
-            os.fchmod(fd, 0o600)
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(text)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(temp, self.path)
-        except BaseException:
-            try:
-                os.unlink(temp)
-            except OSError:
-                pass
-            raise
-        _fsync_dir(directory)
+        write_atomically(self.path, text, ".usage-")
 
 
 def _problem(data, engine_id):
