@@ -4,43 +4,26 @@
 
 # This module utility is PRIVATE to the collection: it can change at any time.
 
-"""The Docker connection, once: option spec, client construction, clear errors."""
+"""The Docker connection, once: the option spec, the client our modules read and change the engine with, clear errors."""
 
 from __future__ import annotations
 
-import http.client
-import json
 import os
-import socket
-import sys
-import threading
 import time
-import traceback
 from concurrent.futures import ThreadPoolExecutor
-from urllib.parse import urlencode
 
 from ansible.module_utils.basic import AnsibleModule, env_fallback
 
-DOCKER_IMPORT_ERROR = None
-try:
-    import docker
-    import requests
-    # APIError is imported here for the other module utilities, which take it from this one place.
-    from docker.errors import APIError, DockerException  # pylint: disable=unused-import
-    from docker.tls import TLSConfig
-except ImportError:
-    DOCKER_IMPORT_ERROR = traceback.format_exc()
-
-    class APIError(Exception):  # type: ignore[no-redef]
-        """Stands in so that except clauses stay valid without the SDK."""
-
-    class DockerException(Exception):  # type: ignore[no-redef]
-        pass
-
+# The other module utilities take APIError from here, with the client.
+from ansible_collections.reclaim.docker.plugins.module_utils._transport import (  # pylint: disable=unused-import
+    APIError,
+    TLSSettings,
+    Transport,
+    engine_filters,
+)
 
 DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock"
 MINIMUM_API_VERSION = "1.41"
-MINIMUM_SDK_VERSION = "7.1.0"
 # /system/df takes a `type` list from this API version on; older engines compute every category.
 DF_TYPE_MIN_API = "1.42"
 # Pauses between reads of /system/df that lost a race with BuildKit (see EngineClient.system_df).
@@ -84,7 +67,7 @@ def version_at_least(version, minimum):
 
 
 def connection_settings(params, environ=None):
-    """Resolve options and DOCKER_CERT_PATH into what the SDK needs; raises EngineConnectionError on bad values.
+    """Resolve options and DOCKER_CERT_PATH into what the transport needs; raises EngineConnectionError on bad values.
 
     No network I/O (it only reads ENVIRON and checks that certificate files exist), so that every TLS
     combination is unit-tested.
@@ -127,8 +110,7 @@ def connection_settings(params, environ=None):
     verify = bool(params["validate_certs"])
     use_tls = verify or bool(params["tls"])
 
-    settings = dict(base_url=host, version=api_version, timeout=timeout, tls=None, tls_hostname=None,
-                    use_ssh_client=bool(params.get("use_ssh_client")))
+    settings = dict(base_url=host, version=api_version, timeout=timeout, tls=None, tls_hostname=None)
     if not use_tls:
         return settings
     if scheme in ("unix", "ssh"):
@@ -159,9 +141,9 @@ def _unix_socket_problem(base_url):
 
 
 def _tls_hint(text):
-    """What to check, by what OpenSSL (or urllib3's check of tls_hostname) said."""
+    """What to check, by what OpenSSL (or Python's check of the name in the certificate) said."""
     lowered = text.lower()
-    if "hostname mismatch" in lowered or "doesn't match" in lowered:
+    if "mismatch" in lowered or "doesn't match" in lowered:
         return ("its certificate is not valid for the name checked (tls_hostname, else the host of docker_host); "
                 "set tls_hostname to a name the certificate holds")
     if "certificate_verify_failed" in lowered:
@@ -174,6 +156,11 @@ def _tls_hint(text):
 def describe_connection_error(base_url, exc):
     """One sentence for the operator, naming the host and what to do."""
     text = str(exc)
+    if base_url.startswith("ssh://"):
+        return (f"Cannot reach the Docker daemon at {base_url} ({text}). As the Docker CLI does, reclaim.docker runs "
+                "`docker system dial-stdio` on that host through the ssh command: `ssh -T [-p PORT] [-l USER] HOST docker "
+                "system dial-stdio` must work non-interactively from the host that runs the module (key authentication, "
+                "a known host key), and the docker CLI on that host must reach its daemon as that user.")
     if base_url.startswith("unix://"):
         problem = _unix_socket_problem(base_url)
         if problem:
@@ -192,43 +179,26 @@ def describe_connection_error(base_url, exc):
     return f"Cannot connect to the Docker daemon at {base_url}: {text}"
 
 
-if DOCKER_IMPORT_ERROR is None:
-    class _APIClient(docker.APIClient):
-        """docker.APIClient whose TLS settings are used. requests lets REQUESTS_CA_BUNDLE and CURL_CA_BUNDLE replace a
-        session's own `verify` (its CA file, or False), so with either set, as many hosts do, every verified connection
-        failed against the host's CA bundle and `tls` without verification verified anyway (docker/docker-py#2433)."""
-
-        def merge_environment_settings(self, url, proxies, stream, verify, cert):
-            if verify is None:
-                verify = self.verify  # a CA path or False stays; True still takes the environment's bundle
-            return super().merge_environment_settings(url, proxies, stream, verify, cert)
-
-
-def _hostname_adapter(tls_hostname):
-    """An HTTPS adapter that checks the certificate against TLS_HOSTNAME (the SDK 7 dropped assert_hostname)."""
-
-    class HostnameAdapter(requests.adapters.HTTPAdapter):
-        def init_poolmanager(self, *args, **kwargs):
-            kwargs["assert_hostname"] = tls_hostname
-            super().init_poolmanager(*args, **kwargs)
-
-    return HostnameAdapter()
-
-
 class EngineClient:
-    """The Docker SDK's low-level client plus the engine facts our modules branch on."""
+    """One engine's API through the transport, plus the engine facts our modules branch on."""
 
-    def __init__(self, api, base_url, engine_version):
-        self.api = api
+    def __init__(self, transport, base_url, engine_version):
+        self.transport = transport
         self.base_url = base_url
-        self.api_version = api.api_version
         self.engine_version = engine_version
         self._info = None
-        self._local = threading.local()
+
+    @property
+    def api_version(self):
+        return self.transport.api_version
+
+    @property
+    def timeout(self):
+        return self.transport.timeout
 
     def info(self):
         if self._info is None:
-            self._info = self.api.info()
+            self._info = self.get_json("/info")
         return self._info
 
     @property
@@ -262,10 +232,15 @@ class EngineClient:
                 f"speaks {self.api_version}."
             )
 
+    def request(self, method, path, params=None):
+        """One Engine API call (PATH unversioned, its parts already quoted; a list in PARAMS repeats its key); the
+        decoded JSON answer, or None when the answer has no body. Raises APIError with the engine's status and
+        message, OSError when the call got no answer. Connections are kept alive, one per thread."""
+        return self.transport.request(method, path, params)
+
     def get_json(self, path, params=None):
-        """GET an API path (e.g. /networks), with repeated query parameters from lists."""
-        response = self.api._get(self.api._url(path), params=params)
-        return self.api._result(response, json=True)
+        """GET an API path (e.g. /networks)."""
+        return self.request("GET", path, params)
 
     def system_df(self, types):
         """/system/df for TYPES (its `type` values: image, container, volume, build-cache) where the engine takes them.
@@ -284,24 +259,6 @@ class EngineClient:
             time.sleep(pause)
         return self.get_json("/system/df", params)
 
-    def request(self, method, path, params=None):
-        """One Engine API call (PATH unversioned, its parts already quoted); the decoded JSON answer, or None when the
-        answer has no body. Raises APIError with the engine's status and message.
-
-        For the many small calls (per-image reads, per-item deletes): on a Unix socket they go over plain keep-alive
-        HTTP connections, one per thread, which costs a quarter of the SDK's time per call (measured: 0.28 ms against
-        1.2 ms on overlay2); other transports (TCP, TLS, SSH) go through the SDK's session.
-        """
-        if not self.base_url.startswith("unix://"):
-            send = {"GET": self.api._get, "DELETE": self.api._delete, "POST": self.api._post}[method]
-            response = send(self.api._url(path), params=params)
-            self.api._raise_for_status(response)
-            return response.json() if response.content else None
-        if not hasattr(self._local, "connection"):
-            self._local.connection = _UnixConnection(self.base_url[len("unix://"):], self.api.timeout)
-        query = urlencode(params or {})
-        return _call_over(self._local.connection, method, f"/v{self.api_version}{path}" + (f"?{query}" if query else ""))
-
     def get_json_many(self, paths, workers):
         """GET each of PATHS, up to WORKERS at a time; the answers in order, None where the engine says 404."""
         def get(path):
@@ -317,117 +274,62 @@ class EngineClient:
         with ThreadPoolExecutor(max_workers=workers) as pool:
             return list(pool.map(get, paths))
 
+    def events(self, since, until, filters):
+        """The engine's events from SINCE to UNTIL (Unix seconds; the stream ends at UNTIL), as decoded objects."""
+        params = {"since": since, "until": until, "filters": engine_filters(filters)}
+        return list(self.transport.stream("/events", params, read_timeout=self.timeout))
 
-class _UnixConnection(http.client.HTTPConnection):
-    def __init__(self, socket_path, timeout):
-        super().__init__("localhost", timeout=timeout)
-        self.socket_path = socket_path
+    def prune_build_cache(self, filters=None, keep_storage=None, prune_all=None):
+        """POST /build/prune (BuildKit chooses the records): its answer, CachesDeleted and SpaceReclaimed."""
+        params = {"filters": engine_filters(filters) if filters else None, "keep-storage": keep_storage or None,
+                  "all": prune_all or None}
+        return self.request("POST", "/build/prune", params) or {}
 
-    def connect(self):
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(self.timeout)
-        self.sock.connect(self.socket_path)
-
-
-class _Status:
-    """What APIError reads of a response."""
-
-    def __init__(self, status_code, reason):
-        self.status_code = status_code
-        self.reason = reason
-
-
-def _send(connection, method, url):
-    try:
-        connection.request(method, url)
-        return connection.getresponse()
-    except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
-        if method != "GET":
-            raise  # a change is never sent twice
-        # The daemon closed an idle keep-alive connection: a read is asked once more, on a new one.
-        connection.close()
-        connection.request(method, url)
-        return connection.getresponse()
-
-
-def _call_over(connection, method, url):
-    try:
-        response = _send(connection, method, url)
-        body = response.read()
-    except (OSError, http.client.HTTPException) as exc:
-        # Mid-call (a timeout, a reset): the connection's state is unknown, so the next call starts on a new one.
-        connection.close()
-        if isinstance(exc, OSError):
-            raise
-        raise ConnectionError(f"a malformed answer from the engine ({exc!r})") from exc
-    if response.status >= 400:
-        try:
-            explanation = json.loads(body).get("message")
-        except (ValueError, AttributeError):  # not JSON, or not an object
-            explanation = body.decode("utf-8", "replace")
-        raise APIError(f"{response.status} {response.reason} for {method} {url}",
-                       response=_Status(response.status, response.reason), explanation=explanation)
-    try:
-        return json.loads(body) if body else None
-    except ValueError as exc:
-        raise ConnectionError(f"a malformed answer from the engine ({exc})") from exc
+    def close(self):
+        self.transport.close()
 
 
 def _lost_snapshot_race(exc):
     return exc.status_code == 404 and "snapshot" in str(exc.explanation or "")
 
 
-def missing_sdk_message():
-    """What to do when the `docker` package cannot be imported (community.docker needs only `requests`; we need it)."""
-    return (f"Cannot import the Python package docker: the Docker SDK for Python (docker>={MINIMUM_SDK_VERSION}) is required "
-            "on the host that runs the modules: "
-            f"pip install docker (into {sys.executable}, the Python that ran this module; if the SDK is installed for "
-            "another one, point ansible_python_interpreter at it).")
-
-
 def connect(params):
     """Return an EngineClient, or raise EngineConnectionError with a message for the operator."""
-    if DOCKER_IMPORT_ERROR is not None:
-        raise EngineConnectionError(missing_sdk_message())
-    if not version_at_least(docker.__version__, MINIMUM_SDK_VERSION):
-        raise EngineConnectionError(
-            f"The Docker SDK for Python on the host that runs the modules ({sys.executable}) is {docker.__version__}, "
-            f"too old: docker>={MINIMUM_SDK_VERSION} is required: pip install 'docker>={MINIMUM_SDK_VERSION}'."
-        )
     settings = connection_settings(params)
     base_url = settings["base_url"]
     tls = None
     if settings["tls"]:
-        try:
-            tls = TLSConfig(**settings["tls"])
-        except DockerException as exc:
-            raise EngineConnectionError(f"TLS settings for {base_url} are not usable: {exc}")
-    auto = settings["version"] == "auto"
+        tls_files = settings["tls"]
+        client_cert, client_key = tls_files["client_cert"] or (None, None)
+        tls = TLSSettings(verify=tls_files["verify"], ca_cert=tls_files["ca_cert"], client_cert=client_cert,
+                          client_key=client_key, hostname=settings["tls_hostname"])
     try:
-        # A version given, so that the constructor does not ask the daemon for one yet: with `auto` it would, before
-        # the tls_hostname check is mounted, and fail where docker_host's own name is not in the certificate.
-        api = _APIClient(base_url=base_url, version=MINIMUM_API_VERSION if auto else settings["version"],
-                         timeout=settings["timeout"], tls=tls or False, use_ssh_client=settings["use_ssh_client"])
-        if settings["tls_hostname"]:
-            api.mount("https://", _hostname_adapter(settings["tls_hostname"]))
-        # One call both reaches the daemon and, for `auto`, gives the version to speak (as the SDK's own negotiation).
-        server = api.version(api_version=False)
-    except (DockerException, requests.exceptions.RequestException) as exc:
-        raise EngineConnectionError(describe_connection_error(base_url, exc))
+        transport = Transport(base_url, settings["timeout"], tls)
+    except ValueError as exc:
+        raise EngineConnectionError(f"docker_host {base_url} is not usable: {exc}.") from None
+    except OSError as exc:
+        raise EngineConnectionError(f"TLS settings for {base_url} are not usable: {exc}") from None
+    try:
+        # Unversioned: one call both reaches the daemon and, for `auto`, gives the version to speak.
+        server = transport.request("GET", "/version")
+    except (APIError, OSError) as exc:
+        transport.close()
+        raise EngineConnectionError(describe_connection_error(base_url, exc)) from None
     server_api = server.get("ApiVersion", "0")
     if not version_at_least(server_api, MINIMUM_API_VERSION):
+        transport.close()
         raise EngineConnectionError(
             f"The Docker daemon at {base_url} speaks API {server_api} (Docker {server.get('Version')}); "
             f"reclaim.docker needs API {MINIMUM_API_VERSION} (Docker 20.10) or newer."
         )
-    if auto:
-        api._version = server_api  # pylint: disable=protected-access
-    elif not version_at_least(server_api, settings["version"]):
+    if settings["version"] != "auto" and not version_at_least(server_api, settings["version"]):
+        transport.close()
         raise EngineConnectionError(
             f"api_version {settings['version']} is newer than the Docker daemon at {base_url} supports ({server_api}). "
             "Use api_version: auto."
         )
-    return EngineClient(api, base_url, server.get("Version"))
+    transport.api_version = server_api if settings["version"] == "auto" else settings["version"]
+    return EngineClient(transport, base_url, server.get("Version"))
 
 
 def docker_module(argument_spec, **kwargs):

@@ -19,7 +19,7 @@ import time
 from contextlib import contextmanager
 
 from ansible_collections.reclaim.docker.plugins.module_utils._apply import apply_plan, took_effect
-from ansible_collections.reclaim.docker.plugins.module_utils._connection import APIError, DockerException, connect_module
+from ansible_collections.reclaim.docker.plugins.module_utils._connection import APIError, connect_module
 from ansible_collections.reclaim.docker.plugins.module_utils._layer_cache import LayerCache
 from ansible_collections.reclaim.docker.plugins.module_utils._lock import (
     EngineLock,
@@ -118,7 +118,7 @@ class Pipeline:
         except APIError as exc:
             self.module.fail_json(msg=f"Error reading engine state from {self.client.base_url}: {exc.explanation or exc}. "
                                       "Nothing was changed.")
-        except (DockerException, OSError) as exc:
+        except OSError as exc:
             self.module.fail_json(msg=f"Error reading engine state from {self.client.base_url}: no answer ({exc}). "
                                       "Nothing was changed.")
 
@@ -141,9 +141,8 @@ class Pipeline:
         # as twice: the latest wins).
         until = int(now)
         try:
-            events = list(self.client.api.events(since=int(ledger.events_until or 0), until=until,
-                                                 filters={"type": ["container"]}, decode=True))
-        except (APIError, DockerException, OSError, ValueError) as exc:
+            events = self.client.events(since=int(ledger.events_until or 0), until=until, filters={"type": ["container"]})
+        except (APIError, OSError) as exc:
             events, until = [], None
             self.module.warn(f"Could not read the engine's events for the usage ledger: {exc}")
 

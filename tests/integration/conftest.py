@@ -17,9 +17,10 @@ from harness import engines, scenario
 
 HERE = Path(__file__).resolve().parent
 # `make matrix` points a cell at its own collections (another community.docker) and at another Python on the
-# target (one with the Docker SDK); by default, this checkout's .collections and the Python running the tests.
+# target; by default, this checkout's .collections and the host's own Python as Debian ships it, with nothing
+# installed for it (the modules need the standard library only, as on a stock Docker host).
 COLLECTIONS = Path(os.environ.get("RECLAIM_COLLECTIONS") or HERE.parents[1] / ".collections")
-TARGET_PYTHON = os.environ.get("RECLAIM_TARGET_PYTHON") or sys.executable
+TARGET_PYTHON = os.environ.get("RECLAIM_TARGET_PYTHON") or "/usr/bin/python3"
 ANSIBLE_PLAYBOOK = str(Path(sys.executable).parent / "ansible-playbook")
 # For ansible_runner.run (AWX's runner), which starts `ansible-playbook` from PATH: this venv's first.
 RUNNER_ENV = {"ANSIBLE_COLLECTIONS_PATH": str(COLLECTIONS), "ANSIBLE_NOCOLOR": "1", "ANSIBLE_RETRY_FILES_ENABLED": "0",

@@ -4,9 +4,10 @@
     python -m matrix --list                          list the cells and what they run
 
 A cell's files are under .matrix/CELL: `controller` (a venv with the cell's ansible-core and the test tools of
-tests/requirements.txt), `target` (a venv with the cell's Python and Docker SDK, where the modules run:
-RECLAIM_TARGET_PYTHON), `collections` (the cell's community.docker and a link to this checkout: RECLAIM_COLLECTIONS),
-`pytest.log` and `junit.xml`. Its engines run under $MATRIX_ENGINE_STATE-CELL (RECLAIM_ENGINE_STATE), so that cells
+tests/requirements.txt) and `collections` (the cell's community.docker and a link to this checkout:
+RECLAIM_COLLECTIONS); the modules run on the cell's target Python as it is installed, with nothing added
+(RECLAIM_TARGET_PYTHON): pyenv's, or Debian's /usr/bin/python3 for `system`. The cell's `pytest.log` and
+`junit.xml` are there too. Its engines run under $MATRIX_ENGINE_STATE-CELL (RECLAIM_ENGINE_STATE), so that cells
 never share a daemon with each other or with `make test`; they are stopped when the cell ends. Venvs and collections
 are kept between runs and rebuilt when what they should hold changes. The results, with each cell's setup and test
 times, are printed and written to .matrix/results.json.
@@ -154,7 +155,7 @@ def setup(cell: Cell, cell_dir: Path) -> dict:
     tools = [line for line in requirement_lines(ROOT / "tests" / "requirements.txt")
              if line.split("==")[0] not in NOT_FOR_CELLS]
     controller = venv(cell_dir / "controller", cell.controller_python, [*tools, f"ansible-core=={cell.core}"])
-    target = venv(cell_dir / "target", cell.target_python, [f"docker=={cell.sdk}"])
+    target = "/usr/bin/python3" if cell.target_python == "system" else find_python(cell.target_python)
     return {"controller": controller, "target": target,
             "collections": collections(cell_dir / "collections", cell.community_docker)}
 

@@ -14,17 +14,20 @@ ends (the daemon restarted), it connects again and asks for the events since the
 from __future__ import annotations
 
 import argparse
-import http.client
 import json
 import os
 import signal
-import socket
 import sys
 import threading
 import time
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+# The collection's own code, installed beside this file: one ledger format and one Engine API client for both.
+from ansible_collections.reclaim.docker.plugins.module_utils._transport import (  # noqa: E402  pylint: disable=wrong-import-position
+    APIError,
+    Transport,
+)
 from ansible_collections.reclaim.docker.plugins.module_utils._usage_ledger import (  # noqa: E402  pylint: disable=wrong-import-position
     UsageLedger,
     event_uses,
@@ -32,66 +35,43 @@ from ansible_collections.reclaim.docker.plugins.module_utils._usage_ledger impor
 
 FLUSH_SECONDS = 1.0
 RECONNECT_SECONDS = 2.0
+CALL_TIMEOUT = 30
 
 
-class UnixHTTPConnection(http.client.HTTPConnection):
-    def __init__(self, socket_path, timeout=None):
-        super().__init__("localhost", timeout=timeout)
-        self.socket_path = socket_path
-
-    def connect(self):
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(self.timeout)
-        sock.connect(self.socket_path)
-        self.sock = sock
+class Stopped(Exception):
+    """SIGTERM or SIGINT: raised in the main thread, so that a read waiting for the next event ends too."""
 
 
-def connection(docker_host, timeout=None):
-    """An HTTP connection to DOCKER_HOST: unix:///path or tcp://host:port (plain HTTP; no TLS)."""
-    url = urlsplit(docker_host)
-    if url.scheme == "unix":
-        return UnixHTTPConnection(url.path, timeout=timeout)
-    if url.scheme in ("tcp", "http"):
-        return http.client.HTTPConnection(url.hostname, url.port or 2375, timeout=timeout)
-    raise SystemExit(f"--docker-host: unix:///path or tcp://host:port, got {docker_host!r}")
-
-
-def get_json(docker_host, path):
+def get_json(transport, path):
     """GET PATH from the engine: its JSON, or None for a 404."""
-    conn = connection(docker_host, timeout=30)
     try:
-        conn.request("GET", path)
-        response = conn.getresponse()
-        body = response.read()
-    finally:
-        conn.close()
-    if response.status == 404:
-        return None
-    if response.status != 200:
-        raise OSError(f"GET {path}: HTTP {response.status} {body[:200]!r}")
-    return json.loads(body)
+        return transport.request("GET", path)
+    except APIError as exc:
+        if exc.status_code == 404:
+            return None
+        raise
 
 
 class Tracker:
     def __init__(self, docker_host, ledger_dir):
         self.docker_host = docker_host
-        info = get_json(docker_host, "/info")
+        self.transport = Transport(docker_host, CALL_TIMEOUT)
+        info = get_json(self.transport, "/info")
         self.ledger = UsageLedger.for_engine(ledger_dir, info.get("ID") or docker_host)
         self.images_of = {}  # container ID -> image ID, learnt at create and start
         self.pending = {}
         self.events_until = None
         self.lock = threading.Lock()
         self.stopping = threading.Event()
-        self.stream = None
 
     def image_of_container(self, container_id):
         if container_id not in self.images_of:
-            found = get_json(self.docker_host, f"/containers/{quote(container_id, safe='')}/json")
+            found = get_json(self.transport, f"/containers/{quote(container_id, safe='')}/json")
             self.images_of[container_id] = found.get("Image") if found else None
         return self.images_of[container_id]
 
     def resolve(self, reference):
-        found = get_json(self.docker_host, f"/images/{quote(reference, safe='/:@')}/json") if reference else None
+        found = get_json(self.transport, f"/images/{quote(reference, safe='/:@')}/json") if reference else None
         return found.get("Id") if found else None
 
     def handle(self, event):
@@ -123,25 +103,14 @@ class Tracker:
         """Read the event stream until stopped; connect again when it ends."""
         since = self.ledger.events_until or int(time.time())
         while not self.stopping.is_set():
-            query = f"since={int(since)}&filters={quote(json.dumps({'type': ['container']}))}"
             try:
-                self.stream = connection(self.docker_host)
-                self.stream.request("GET", f"/events?{query}")
-                response = self.stream.getresponse()
-                for line in response:
-                    if line.strip():
-                        self.handle(json.loads(line))
-            except (OSError, http.client.HTTPException, ValueError) as exc:
-                if not self.stopping.is_set():
-                    print(f"The event stream of {self.docker_host} ended: {exc}", file=sys.stderr, flush=True)
+                for event in self.transport.stream("/events", {"since": int(since), "filters": {"type": ["container"]}},
+                                                   read_timeout=None):
+                    self.handle(event)
+            except (OSError, APIError, ValueError) as exc:
+                print(f"The event stream of {self.docker_host} ended: {exc}", file=sys.stderr, flush=True)
             since = self.events_until or since
             self.stopping.wait(RECONNECT_SECONDS)
-
-    def stop(self, *_signal):
-        self.stopping.set()
-        stream = self.stream
-        if stream is not None and stream.sock is not None:
-            stream.sock.shutdown(socket.SHUT_RDWR)
 
 
 def main(argv=None):
@@ -152,24 +121,29 @@ def main(argv=None):
                         help="the ledger's directory: the modules' usage_ledger_dir (default: theirs, for this user)")
     args = parser.parse_args(argv)
     stopping = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_signal: stopping.set())
-    signal.signal(signal.SIGINT, lambda *_signal: stopping.set())
-    while True:  # the engine may start after us (systemd ordering is not readiness)
-        try:
-            tracker = Tracker(args.docker_host, args.ledger_dir)
-            break
-        except (OSError, http.client.HTTPException, ValueError) as exc:
-            print(f"Cannot reach the engine at {args.docker_host} ({exc}); trying again", file=sys.stderr, flush=True)
-            if stopping.wait(RECONNECT_SECONDS):
-                return 0
-    tracker.stopping = stopping
-    signal.signal(signal.SIGTERM, tracker.stop)
-    signal.signal(signal.SIGINT, tracker.stop)
-    flusher = threading.Thread(target=tracker.flush_every_second, daemon=True)
-    flusher.start()
-    print(f"Following the container events of {args.docker_host} into {tracker.ledger.path}", flush=True)
-    tracker.follow()
-    tracker.flush()
+
+    def stop(*_signal):
+        stopping.set()
+        raise Stopped()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    tracker = None
+    try:
+        while tracker is None:  # the engine may start after us (systemd ordering is not readiness)
+            try:
+                tracker = Tracker(args.docker_host, args.ledger_dir)
+            except (OSError, APIError, ValueError) as exc:
+                print(f"Cannot reach the engine at {args.docker_host} ({exc}); trying again", file=sys.stderr, flush=True)
+                time.sleep(RECONNECT_SECONDS)
+        tracker.stopping = stopping
+        threading.Thread(target=tracker.flush_every_second, daemon=True).start()
+        print(f"Following the container events of {args.docker_host} into {tracker.ledger.path}", flush=True)
+        tracker.follow()
+    except Stopped:
+        pass
+    if tracker is not None:
+        tracker.flush()
     return 0
 
 

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import types
-
 import pytest
-from docker.errors import APIError
 
 from ansible_collections.reclaim.docker.plugins.module_utils._apply import apply_plan, waves
+from ansible_collections.reclaim.docker.plugins.module_utils._connection import APIError
 from ansible_collections.reclaim.docker.plugins.module_utils._model import Image, Snapshot
 
 IMAGE = "sha256:" + "a" * 64
@@ -16,7 +14,7 @@ SNAPSHOT = Snapshot({}, [Image(IMAGE, size=100), Image("sha256:" + "b" * 64, siz
 
 
 def api_error(status, explanation):
-    return APIError(f"{status} Client Error", response=types.SimpleNamespace(status_code=status), explanation=explanation)
+    return APIError(f"{status} for DELETE", status, explanation)
 
 
 class StubClient:

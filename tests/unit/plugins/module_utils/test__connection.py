@@ -6,14 +6,10 @@ import http.server
 import importlib
 import json
 import socket
-import socketserver
-import sys
+import ssl
 import threading
-import time
 
-import docker
 import pytest
-import requests
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
 from ansible_collections.reclaim.docker.plugins.module_utils import _connection as conn
@@ -194,28 +190,16 @@ def test_refused_tcp_message():
     ("[SSL: WRONG_VERSION_NUMBER] wrong version number", "check ca_path, client_cert, client_key, tls_hostname"),
 ])
 def test_tls_failures_say_what_to_check(text, hint):
-    message = conn.describe_connection_error("https://192.0.2.10:2376", requests.exceptions.SSLError(text))
+    message = conn.describe_connection_error("https://192.0.2.10:2376", ssl.SSLError(1, text))
     assert message.startswith("TLS handshake with the Docker daemon at https://192.0.2.10:2376 failed: ")
     assert hint in message and text in message
 
 
 def test_plain_http_against_a_tls_port_says_to_turn_tls_on():
-    answer = docker.errors.APIError("400 Client Error", explanation="Client sent an HTTP request to an HTTPS server.")
+    answer = conn.APIError("400 Bad Request for GET /version", 400,
+                           "Client sent an HTTP request to an HTTPS server.")
     message = conn.describe_connection_error("tcp://192.0.2.10:2376", answer)
     assert message.startswith("The Docker daemon at tcp://192.0.2.10:2376 speaks TLS only: set validate_certs")
-
-
-@pytest.mark.parametrize("session_verify, expected", [
-    ("/certs/ca.pem", "/certs/ca.pem"),  # the task's CA, not the environment's bundle
-    (False, False),  # tls without verification stays unverified
-    (True, "/etc/bundle.pem"),  # verification against the host's CAs: the environment's bundle is the host's choice
-])
-def test_the_tls_settings_win_over_requests_ca_bundle(monkeypatch, session_verify, expected):
-    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/bundle.pem")
-    api = conn._APIClient(base_url="tcp://192.0.2.10:2376", version="1.41")
-    api.verify = session_verify
-    merged = api.merge_environment_settings("https://192.0.2.10:2376/version", {}, False, None, None)
-    assert merged["verify"] == expected
 
 
 class _VersionOnly(http.server.BaseHTTPRequestHandler):
@@ -234,9 +218,9 @@ class _VersionOnly(http.server.BaseHTTPRequestHandler):
 
 
 @pytest.mark.parametrize("api_version, expected", [("auto", "1.45"), ("1.43", "1.43")])
-def test_connect_asks_the_daemon_once_after_the_client_is_set_up(api_version, expected):
-    """The constructor does no I/O (so the tls_hostname check, mounted after it, applies to every call); `auto`
-    speaks the daemon's version, as the SDK's negotiation does."""
+def test_connect_asks_the_daemon_once_unversioned(api_version, expected):
+    """One unversioned /version both reaches the daemon and, with `auto`, gives the version to speak (as the Docker
+    CLI's negotiation does); a version given is spoken as it is."""
     _VersionOnly.calls = []
     server = _serve(http.server.ThreadingHTTPServer(("127.0.0.1", 0), _VersionOnly))
     try:
@@ -259,21 +243,26 @@ def test_version_at_least(version, minimum, expected):
 LOST_SNAPSHOT = {"message": "NotFound: snapshot qg8hkik34167f7ysoxxq0c1bz-view does not exist: not found"}
 
 
-def engine_answering(answers):
-    """An EngineClient whose engine gives ANSWERS [(status, body)] in turn; the SDK's own error path reads them."""
-    api = docker.APIClient(base_url="unix:///nonexistent.sock", version="1.51")
-    responses = iter(answers)
-    calls = []
+class _Answers:
+    """A transport whose engine gives ANSWERS [(status, body)] in turn, through the real error path."""
 
-    def get(url, params=None):
-        calls.append(params)
-        status, body = next(responses)
-        response = requests.Response()
-        response.status_code, response.url, response._content = status, url, json.dumps(body).encode()
-        return response
+    def __init__(self, answers, api_version="1.51"):
+        self.answers = iter(answers)
+        self.calls = []
+        self.api_version = api_version
+        self.timeout = 60
 
-    api._get = get
-    return conn.EngineClient(api, "unix:///nonexistent.sock", "28.5.2"), calls
+    def request(self, method, path, params=None):
+        self.calls.append(params)
+        status, body = next(self.answers)
+        if status >= 400:
+            raise conn.APIError(f"{status} for {method} {path}", status, body.get("message"))
+        return body
+
+
+def engine_answering(answers, api_version="1.51"):
+    transport = _Answers(answers, api_version)
+    return conn.EngineClient(transport, "unix:///nonexistent.sock", "28.5.2"), transport.calls
 
 
 @pytest.fixture
@@ -302,98 +291,14 @@ def test_system_df_does_not_retry_other_errors(no_pauses):
 
 
 def test_system_df_sends_no_type_to_engines_before_api_1_42(no_pauses):
-    client, calls = engine_answering([(200, {"LayersSize": 1})])
-    client.api_version = "1.41"
+    client, calls = engine_answering([(200, {"LayersSize": 1})], api_version="1.41")
     client.system_df(["image"])
     assert calls == [None]
-
-
-class _FakeEngine(http.server.BaseHTTPRequestHandler):
-    """Answers as the Engine API does: JSON, an empty 204, or an error with a JSON message."""
-
-    protocol_version = "HTTP/1.1"
-    calls = []
-
-    def _answer(self):
-        type(self).calls.append((self.command, self.path))
-        routes = {
-            ("GET", "/v1.41/images/sha256:aa/json"): (200, {"Id": "sha256:aa"}),
-            ("GET", "/v1.41/images/gone/json"): (404, {"message": "No such image: gone"}),
-            ("DELETE", "/v1.41/images/lab/a:1?force=0&noprune=1"): (200, [{"Untagged": "lab/a:1"}]),
-            ("DELETE", "/v1.41/images/lab/b:1?force=0&noprune=1"): (409, {"message": "conflict: image is in use"}),
-            ("DELETE", "/v1.41/containers/c1?v=0&force=0"): (204, None),
-        }
-        if self.path.startswith("/v1.41/images/slow"):
-            time.sleep(1)  # past the client's timeout
-        if self.path.startswith("/v1.41/images/garbled"):
-            self.wfile.write(b"not HTTP at all\r\n\r\n")
-            self.close_connection = True
-            return
-        status, body = routes.get((self.command, self.path), (500, {"message": "unexpected"}))
-        data = json.dumps(body).encode() if body is not None else b""
-        try:
-            self.send_response(status)
-            self.send_header("Content-Length", str(len(data)))
-            self.send_header("Content-Type", "application/json")
-            self.end_headers()
-            self.wfile.write(data)
-        except BrokenPipeError:
-            pass  # the client gave up waiting (the slow route)
-
-    do_GET = do_DELETE = _answer
-
-    def log_message(self, *args):
-        pass
-
-
-class _UnixHTTPServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
-    daemon_threads = True
-
-    def get_request(self):
-        request, _address = super().get_request()
-        return request, ("local", 0)
 
 
 def _serve(server):
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server
-
-
-@pytest.fixture(params=["unix", "tcp"])
-def fake_engine(request, tmp_path):
-    if request.param == "unix":
-        path = str(tmp_path / "docker.sock")
-        server = _serve(_UnixHTTPServer(path, _FakeEngine))
-        base_url = f"unix://{path}"
-    else:
-        server = _serve(http.server.ThreadingHTTPServer(("127.0.0.1", 0), _FakeEngine))
-        base_url = f"tcp://127.0.0.1:{server.server_address[1]}"
-    api = docker.APIClient(base_url=base_url, version="1.41", timeout=5)
-    yield conn.EngineClient(api, base_url, "20.10.0")
-    server.shutdown()
-    server.server_close()
-
-
-def test_request_gives_the_same_answers_on_every_transport(fake_engine):
-    """Plain HTTP on a Unix socket and the SDK elsewhere: the same JSON, the same errors."""
-    assert fake_engine.request("GET", "/images/sha256:aa/json") == {"Id": "sha256:aa"}
-    assert fake_engine.request("DELETE", "/images/lab/a:1", {"force": 0, "noprune": 1}) == [{"Untagged": "lab/a:1"}]
-    assert fake_engine.request("DELETE", "/containers/c1", {"v": 0, "force": 0}) is None
-    with pytest.raises(conn.APIError) as conflict:
-        fake_engine.request("DELETE", "/images/lab/b:1", {"force": 0, "noprune": 1})
-    assert conflict.value.status_code == 409 and conflict.value.explanation == "conflict: image is in use"
-    answers = fake_engine.get_json_many(["/images/sha256:aa/json", "/images/gone/json"] * 4, workers=4)
-    assert answers == [{"Id": "sha256:aa"}, None] * 4
-
-
-def test_a_call_without_an_answer_is_an_oserror_and_the_next_call_starts_afresh(fake_engine):
-    """A timeout or a garbled answer mid-call leaves no half-read connection behind for the next call."""
-    fake_engine.api.timeout = 0.3
-    with pytest.raises(OSError):
-        fake_engine.request("DELETE", "/images/slow", {"force": 0, "noprune": 1})
-    with pytest.raises(OSError):
-        fake_engine.request("GET", "/images/garbled/json")
-    assert fake_engine.request("GET", "/images/sha256:aa/json") == {"Id": "sha256:aa"}
 
 
 # ---------------------------------------------------------------- community.docker parity
@@ -425,19 +330,3 @@ def test_every_community_docker_connection_option_is_accepted_with_its_type_defa
 def test_debug_is_accepted_and_off_by_default():
     assert validated({})["debug"] is False
     assert validated({"debug": True})["debug"] is True
-
-
-def test_a_missing_sdk_says_what_to_install_and_where(monkeypatch):
-    monkeypatch.setattr(conn, "DOCKER_IMPORT_ERROR", "Traceback ... ModuleNotFoundError: No module named 'docker'")
-    with pytest.raises(conn.EngineConnectionError) as failure:
-        conn.connect(validated({}))
-    message = str(failure.value)
-    assert ("the Docker SDK for Python (docker>=7.1.0) is required on the host that runs the modules: pip install docker"
-            in message)
-    assert sys.executable in message and "ansible_python_interpreter" in message
-
-
-def test_an_old_sdk_says_which_version_is_needed(monkeypatch):
-    monkeypatch.setattr(docker, "__version__", "6.1.3")
-    with pytest.raises(conn.EngineConnectionError, match=r"is 6\.1\.3, too old: docker>=7\.1\.0 is required"):
-        conn.connect(validated({}))
