@@ -16,6 +16,10 @@ options:
     description:
       - The URL or Unix socket path used to connect to the Docker API. To connect to a remote host, provide the TCP
         connection string, for example V(tcp://192.0.2.23:2376). With TLS, C(tcp) is replaced by C(https).
+      - V(ssh://[USER@]HOST[:PORT]) reaches the engine of HOST as the Docker CLI does, by running
+        C(ssh -T [-l USER] [-p PORT] HOST docker system dial-stdio) from the host that runs the module: C(ssh) must log
+        in there without a prompt (keys, a known host key; C(BatchMode) is set), and the C(docker) CLI on HOST must
+        reach its daemon as that user.
       - If the value is not specified in the task, the value of environment variable E(DOCKER_HOST) is used instead.
         If the environment variable is not set, the default value is used.
     type: str
@@ -30,8 +34,8 @@ options:
     type: str
   api_version:
     description:
-      - The version of the Docker API to use. V(auto) negotiates the newest version that both the engine and the Docker SDK
-        for Python support.
+      - The version of the Docker API to use. V(auto) speaks the version the engine reports (its newest), as the Docker
+        CLI's negotiation does; the modules need 1.41 (Docker 20.10) or newer.
       - If the value is not specified in the task, the value of environment variable E(DOCKER_API_VERSION) is used instead.
         If the environment variable is not set, the default value is used.
     type: str
@@ -84,7 +88,8 @@ options:
     default: false
   use_ssh_client:
     description:
-      - For C(ssh://) hosts, use the C(ssh) command instead of paramiko.
+      - Accepted for community.docker's sake. C(ssh://) hosts are always reached with the C(ssh) command, as
+        community.docker does when this is V(true) (there is no paramiko here).
     type: bool
     default: false
   validate_certs:
@@ -117,12 +122,11 @@ notes:
     C(module_defaults) and the action group C(group/reclaim.docker.docker) (which also covers community.docker's modules),
     or with the environment variables E(DOCKER_HOST), E(DOCKER_TLS_HOSTNAME), E(DOCKER_API_VERSION), E(DOCKER_CERT_PATH),
     E(DOCKER_TLS), E(DOCKER_TLS_VERIFY) and E(DOCKER_TIMEOUT).
-  - This module talks to the engine through the L(Docker SDK for Python,https://docker-py.readthedocs.io/en/stable/), which
-    must be installed for the Python that runs the module on the managed host (C(pip install docker)), where
-    community.docker's modules need only C(requests). Execution environments built with C(ansible-builder) get it from
-    the collection's C(meta/execution-environment.yml).
+  - This module talks to the engine with Python's standard library alone (Unix sockets, TCP, TLS with the C(ssl) module,
+    C(ssh://) through the C(ssh) command): nothing needs to be installed for the Python that runs it, where
+    community.docker's modules need C(requests).
 requirements:
-  - Docker SDK for Python >= 7.1.0 (the Python package C(docker)) on the host that runs the module.
-  - paramiko (C(pip install docker[ssh])) for C(ssh://) hosts, unless C(use_ssh_client) is true.
+  - Python 3.9 or newer on the host that runs the module, with nothing installed for it.
+  - For C(ssh://) hosts, the C(ssh) client on the host that runs the module and the C(docker) CLI on the Docker host.
   - Docker Engine API >= 1.41 (Docker 20.10 or newer).
 """

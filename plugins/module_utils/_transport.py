@@ -29,6 +29,8 @@ from urllib.parse import urlencode, urlsplit
 SCHEMES = ("unix", "tcp", "http", "https", "ssh")
 DEFAULT_TCP_PORT = 2375
 DEFAULT_TLS_PORT = 2376
+# How long an ssh process whose input has ended is given to close its session before it is terminated.
+SSH_EXIT_SECONDS = 1.0
 
 
 class APIError(Exception):
@@ -153,10 +155,12 @@ class _SSHConnection(http.client.HTTPConnection):
         self.sock = ours
 
     def _end_ssh(self):
-        """End the ssh process and keep what it said on stderr, with its exit status when it ended by itself (a broken
-        session: it wrote why before it closed its end)."""
-        code = self.process.poll()
-        if code is None:
+        """Let the ssh process end (our end of its input is closed: it ends the session within a round trip), else
+        end it; keep what it said on stderr, with its exit status when it ended by itself."""
+        try:
+            code = self.process.wait(timeout=SSH_EXIT_SECONDS)
+        except subprocess.TimeoutExpired:
+            code = None
             self.process.terminate()
             try:
                 self.process.wait(timeout=5)

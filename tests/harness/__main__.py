@@ -12,13 +12,13 @@ import argparse
 import json
 import sys
 
-from harness import demo, engines
+from harness import demo, engines, fleet
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m harness")
     commands = parser.add_subparsers(dest="command", required=True)
-    install = commands.add_parser("install", help="install engine flavours (all by default)")
+    install = commands.add_parser("install", help="install engine flavours (all by default, with sshd and sudo)")
     install.add_argument("flavours", nargs="*", choices=engines.FLAVOURS)
     start = commands.add_parser("start", help="start one private daemon")
     start.add_argument("name")
@@ -33,6 +33,8 @@ def main(argv=None):
     if args.command == "install":
         for flavour in args.flavours or engines.FLAVOURS:
             engines.install(flavour)
+        if not args.flavours:
+            fleet.install()  # openssh-server and sudo, for the fleet reached over SSH
     elif args.command == "start":
         print(json.dumps(engines.start(args.flavour, args.name, tls=args.tls).as_dict()))
     elif args.command == "stop":

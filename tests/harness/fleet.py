@@ -21,6 +21,7 @@ import dataclasses
 import glob
 import os
 import pwd
+import shlex
 import shutil
 import signal
 import socket
@@ -200,9 +201,24 @@ def stop(fleet: Fleet):
     shutil.rmtree(fleet.state_dir, ignore_errors=True)
 
 
-def ssh(fleet: Fleet, host: SSHHost, *command, user: str | None = None) -> subprocess.CompletedProcess:
-    """Run COMMAND on HOST over its sshd as USER (default: the host's login user)."""
+def client_config(fleet: Fleet, user: str):
+    """USER's own ssh client set up for the fleet (the fleet's key, host keys taken as they come), as an operator sets
+    up a bastion, so that the docker CLI or a module there reaches another host's engine at ssh://."""
+    home = Path(pwd.getpwnam(user).pw_dir)
+    ssh_dir = home / ".ssh"
+    ssh_dir.mkdir(mode=0o700, exist_ok=True)
+    shutil.copy(fleet.key, ssh_dir / "id_ed25519")
+    (ssh_dir / "config").write_text("Host 127.0.0.1 localhost\n  StrictHostKeyChecking no\n"
+                                    "  UserKnownHostsFile /dev/null\n  LogLevel ERROR\n")
+    for path in (ssh_dir, ssh_dir / "id_ed25519", ssh_dir / "config"):
+        shutil.chown(path, user, user)
+    (ssh_dir / "id_ed25519").chmod(0o600)
+
+
+def ssh(fleet: Fleet, host: SSHHost, *command, become: bool = False) -> subprocess.CompletedProcess:
+    """Run COMMAND on HOST over its sshd as its login user (with BECOME, through sudo, as root)."""
+    command = ["sudo", "-n", *command] if become else list(command)
     return subprocess.run(
         ["ssh", "-T", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
-         "-i", str(fleet.key), "-p", str(host.port), "-l", user or host.user, "127.0.0.1", "--", *command],
-        capture_output=True, text=True, check=False)
+         "-o", "LogLevel=ERROR", "-i", str(fleet.key), "-p", str(host.port), "-l", host.user, "127.0.0.1", "--",
+         shlex.join(command)], capture_output=True, text=True, check=False)
