@@ -17,7 +17,7 @@ options:
       - The URL or Unix socket path used to connect to the Docker API. To connect to a remote host, provide the TCP
         connection string, for example V(tcp://192.0.2.23:2376). With TLS, C(tcp) is replaced by C(https).
       - V(ssh://[USER@]HOST[:PORT]) reaches the engine of HOST as the Docker CLI does, by running
-        C(ssh -T [-l USER] [-p PORT] HOST docker system dial-stdio) from the host that runs the module: C(ssh) must log
+        C(ssh -T [-l USER] [-p PORT] HOST docker system dial-stdio) from the host that runs the module. C(ssh) must log
         in there without a prompt (keys, a known host key; C(BatchMode) is set), and the C(docker) CLI on HOST must
         reach its daemon as that user.
       - If the value is not specified in the task, the value of environment variable E(DOCKER_HOST) is used instead.

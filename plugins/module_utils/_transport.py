@@ -144,8 +144,9 @@ class _SSHConnection(http.client.HTTPConnection):
         ours, theirs = socket.socketpair()
         self.stderr = tempfile.TemporaryFile()
         try:
-            self.process = subprocess.Popen(self.command, stdin=theirs, stdout=theirs, stderr=self.stderr,
-                                            close_fds=True, start_new_session=True)
+            # A process that lives as long as the connection: run_command waits for its end.
+            self.process = subprocess.Popen(  # pylint: disable=ansible-bad-function
+                self.command, stdin=theirs, stdout=theirs, stderr=self.stderr, close_fds=True, start_new_session=True)
         except OSError as exc:
             ours.close()
             raise OSError(f"cannot run {self.command[0]}: {exc}") from exc
@@ -324,4 +325,3 @@ class Transport:
         for connection in connections:
             connection.close()
         self._local = threading.local()
-

@@ -14,7 +14,6 @@ ends (the daemon restarted), it connects again and asks for the events since the
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import signal
 import sys

@@ -9,7 +9,6 @@ from __future__ import annotations
 import http.server
 import json
 import os
-import socket
 import socketserver
 import stat
 import subprocess
@@ -187,7 +186,7 @@ def test_concurrent_calls_each_have_their_own_connection(engine):
         answers.extend(engine.request("GET", path) if "aa" in path else _status(engine, path)
                        for path in ["/images/sha256:aa/json", "/images/gone/json"] * 3)
 
-    threads = [threading.Thread(target=read) for _ in range(4)]
+    threads = [threading.Thread(target=read) for _thread in range(4)]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -319,7 +318,7 @@ def test_closing_ends_every_ssh_process(fake_ssh):
 def test_every_module_utility_imports_without_site_packages(tmp_path):
     """As on a stock host's Python: an interpreter started without site packages (no docker, no requests), with only
     ansible-core's package and the collection on its path, as AnsiballZ gives them to a module."""
-    import ansible  # pylint: disable=import-outside-toplevel  (the controller's ansible-core)
+    import ansible  # pylint: disable=import-outside-toplevel
 
     utils = os.path.dirname(os.path.abspath(transport.__file__))
     collections = utils.split("/ansible_collections/")[0]
