@@ -28,9 +28,15 @@ options:
     default: true
   usage_ledger_dir:
     description:
-      - The directory of the usage ledger, one file per engine, named by a digest of the engine's ID (C(usage-*.json)),
-        with the same rules as the layer cache's files (see O(layer_cache_dir)); writers take an flock on a C(.lock)
-        file next to it, so that none loses another's uses.
+      - The directory of the usage ledger, one file per engine, named by a digest of the engine's ID (C(usage-*.json));
+        writers take an flock on a C(.lock) file next to it, so that none loses another's uses.
+      - The ledger belongs to the directory's owner, so that the modules (usually root, through C(become)) and the
+        service of the role C(reclaim.docker.usage_tracker) (its own user) share one file. A user uses a directory it
+        owns; root uses any user's (the tracker's). A file there is trusted when the directory's owner owns it (or the
+        one reading it, root's own file); root writes the files it writes there (the ledger and its lock) as the
+        directory's owner's. Nothing group or others may write is used, nor a symbolic link; a file that breaks a rule
+        is ignored with a warning and never touched. The layer cache keeps its own rule (only its owner's), so keep it
+        elsewhere than the tracker's directory.
       - If not set, O(layer_cache_dir), or its default.
     type: path
 """

@@ -26,7 +26,6 @@ import json
 import os
 import re
 import stat
-import tempfile
 
 # 2: blobs, manifests and image_manifests (the containerd store's content) next to layers and images.
 CACHE_FORMAT = 2
@@ -39,6 +38,9 @@ _PREFIX_NOT_HEX = DIGEST_PREFIX.encode("ascii").translate(None, HEX_DIGITS)  # b
 # Group or others may write: such a file or directory is not trusted.
 UNSAFE_MODE_BITS = stat.S_IWGRP | stat.S_IWOTH
 _OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+_CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+# A directory opened for the calls that take dir_fd; O_NOFOLLOW: a symbolic link in its place fails with ELOOP.
+DIRECTORY_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
 
 
 def default_cache_dir(environ=None):
@@ -410,39 +412,50 @@ def _make_dirs(directory):
         os.chmod(path, 0o700)  # mkdir's mode is masked by the umask
 
 
-def write_atomically(path, text, temp_prefix):
-    """Replace PATH by TEXT whole: a 0600 temporary file (TEMP_PREFIX) beside it, synced and renamed over it."""
-    directory = os.path.dirname(path) or os.curdir
-    # mkstemp makes the file with O_EXCL, in the same directory so that os.replace is a rename.
-    fd, temp = tempfile.mkstemp(prefix=temp_prefix, suffix=".tmp", dir=directory)
+def write_atomically(path, text, temp_prefix, dir_fd=None, owner=None):
+    """Replace PATH by TEXT whole: a 0600 temporary file (TEMP_PREFIX) beside it, synced and renamed over it. With
+    DIR_FD, PATH is a name in that open directory, so that no path is looked up again (a directory swapped for a
+    symbolic link since it was checked is not followed). OWNER, (uid, gid): the file is given to them before the
+    rename (root writing a file that belongs to another user)."""
+    if dir_fd is None:
+        dir_fd = os.open(os.path.dirname(path) or os.curdir, DIRECTORY_FLAGS)
+        try:
+            write_atomically(os.path.basename(path), text, temp_prefix, dir_fd, owner)
+        finally:
+            os.close(dir_fd)
+        return
+    fd, temp = _create_temporary(dir_fd, temp_prefix)
     try:
-        os.fchmod(fd, 0o600)  # mkstemp's 0600 is masked by the umask
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            os.fchmod(fd, 0o600)  # the mode given to open is masked by the umask
+            if owner is not None:
+                os.fchown(fd, *owner)
             handle.write(text)
             handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, path)
+            os.fsync(fd)
+        # Both names in the same directory: a rename, never a copy.
+        os.replace(temp, path, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
     except BaseException:
         try:
-            os.unlink(temp)
+            os.unlink(temp, dir_fd=dir_fd)
         except OSError:
             pass
         raise
-    _fsync_dir(directory)
-
-
-def _fsync_dir(directory):
-    """Make the rename durable; best effort (not every platform or filesystem can fsync a directory)."""
     try:
-        fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
+        os.fsync(dir_fd)  # makes the rename durable; best effort (not every filesystem can fsync a directory)
     except OSError:
         pass
-    finally:
-        os.close(fd)
+
+
+def _create_temporary(dir_fd, prefix):
+    """(fd, name) of a new file PREFIX<random>.tmp in the directory DIR_FD, made with O_EXCL as mkstemp makes it
+    (mkstemp takes no directory descriptor)."""
+    while True:
+        name = f"{prefix}{os.urandom(8).hex()}.tmp"
+        try:
+            return os.open(name, _CREATE_FLAGS, 0o600, dir_fd=dir_fd), name
+        except FileExistsError:
+            continue
 
 
 def _reason(exc):

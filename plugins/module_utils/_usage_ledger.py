@@ -11,9 +11,15 @@ use after it is gone.
 Written by the modules that read the engine's containers (from the containers present and the engine's events since
 the previous run) and by the usage tracker service of the role reclaim.docker.usage_tracker (from the event stream),
 which runs this file and _layer_cache.py as they are, under the same package path: standard library only, Python 3.9
-and later. Writers merge under an flock (the latest
-use of each image wins), so none loses another's uses. Losing the file costs only history: every problem is stated in
-`problems`, never raised, and the run goes on as if the ledger were empty.
+and later. Writers merge under an flock (the latest use of each image wins), so none loses another's uses. Losing the
+file costs only history: every problem is stated in `problems`, never raised, and the run goes on as if the ledger
+were empty.
+
+The modules usually run as root and the tracker as its own user, and both write the one file, so the ledger belongs
+to its directory's owner (see the doc fragment): a reader trusts the directory when it owns it, or when it is root;
+it trusts a file there that the directory's owner owns (or it does itself); nothing that group or others may write,
+no symbolic link. Root writes the files as the directory's owner's. The directory is opened once and every file is
+reached through that descriptor, so a directory swapped for a symbolic link after the check is never followed.
 """
 
 from __future__ import annotations
@@ -22,10 +28,12 @@ import errno
 import fcntl
 import json
 import os
+import stat
 
 from ansible_collections.reclaim.docker.plugins.module_utils._layer_cache import (
     _OPEN_FLAGS,
-    _distrust,
+    DIRECTORY_FLAGS,
+    UNSAFE_MODE_BITS,
     _make_dirs,
     _reason,
     default_cache_dir,
@@ -38,6 +46,8 @@ LEDGER_FORMAT = 1
 KEEP_SECONDS = 400 * 86400
 # The container events that show an image in use.
 USE_EVENTS = ("create", "start", "die", "destroy")
+_LOCK_FLAGS = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | \
+    getattr(os, "O_CLOEXEC", 0)
 
 
 def usage_ledger_argument_spec():
@@ -53,6 +63,73 @@ def ledger_file_name(engine_id):
     return "usage-" + engine_digest(engine_id) + ".json"
 
 
+def directory_distrust(st, euid=None):
+    """Why the ledger's directory, with stat ST, must not be used by EUID (default: this process), or None. Its owner
+    owns the ledger: a user trusts a directory it owns; root trusts any (the tracker's user's)."""
+    euid = os.geteuid() if euid is None else euid
+    if stat.S_ISLNK(st.st_mode):
+        return "is a symbolic link"
+    if not stat.S_ISDIR(st.st_mode):
+        return "is not a directory"
+    if st.st_mode & UNSAFE_MODE_BITS:
+        return f"is writable by group or others (mode {stat.S_IMODE(st.st_mode):04o})"
+    if st.st_uid != euid and euid != 0:
+        return f"is owned by uid {st.st_uid}, not by uid {euid} that runs this (only root uses another user's)"
+    return None
+
+
+def file_distrust(st, directory_owner, euid=None):
+    """Why a file of the ledger (stat ST) in a directory DIRECTORY_OWNER owns must not be used by EUID, or None: it
+    must be a regular file that the directory's owner owns, or EUID itself (root's own file in the tracker's
+    directory), and that group and others cannot write."""
+    euid = os.geteuid() if euid is None else euid
+    if stat.S_ISLNK(st.st_mode):
+        return "is a symbolic link"
+    if not stat.S_ISREG(st.st_mode):
+        return "is not a regular file"
+    if st.st_uid not in (directory_owner, euid):
+        if directory_owner == euid:
+            return f"is owned by uid {st.st_uid}, not by uid {euid} that owns its directory and runs this"
+        return f"is owned by uid {st.st_uid}, neither by uid {directory_owner} that owns its directory nor by uid {euid}"
+    if st.st_mode & UNSAFE_MODE_BITS:
+        return f"is writable by group or others (mode {stat.S_IMODE(st.st_mode):04o})"
+    return None
+
+
+class _Distrusted(Exception):
+    """The ledger's directory must not be used; the message says why (the end of a sentence)."""
+
+
+class _Directory:
+    """The ledger's directory, opened without following a symbolic link and checked by the stat of what was opened:
+    FD for the calls that take dir_fd, OWNER (uid, gid), and GIVE, the (uid, gid) that root gives the files it writes
+    there (None: the writer's own files are the owner's)."""
+
+    def __init__(self, path, create):
+        if create:
+            _make_dirs(path)
+        try:
+            self.fd = os.open(path, DIRECTORY_FLAGS)
+        except OSError as exc:
+            # O_NOFOLLOW with O_DIRECTORY: a symbolic link fails with ELOOP or ENOTDIR.
+            if exc.errno in (errno.ELOOP, errno.ENOTDIR) and os.path.islink(path):
+                raise _Distrusted("is a symbolic link") from None
+            raise
+        st = os.fstat(self.fd)
+        distrust = directory_distrust(st)
+        if distrust:
+            os.close(self.fd)
+            raise _Distrusted(distrust)
+        self.owner = (st.st_uid, st.st_gid)
+        self.give = self.owner if os.geteuid() != st.st_uid else None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        os.close(self.fd)
+
+
 class UsageLedger:
     """Last use per image ID of one engine, and the time up to which its events were read (events_until)."""
 
@@ -64,7 +141,7 @@ class UsageLedger:
         self.events_until = None
         self._trusted = path is not None
         if path is not None:
-            self.last_use, self.events_until = self._read()
+            self.last_use, self.events_until = self._load()
 
     @classmethod
     def for_engine(cls, directory, engine_id):
@@ -74,19 +151,22 @@ class UsageLedger:
     def enabled(self):
         return self.path is not None
 
+    @property
+    def directory(self):
+        return os.path.dirname(self.path) or os.curdir
+
     def record(self, uses, events_until=None, now=None):
         """Merge USES ({image_id: unix seconds}) into the file, under its lock, keeping each image's latest use; set
-        events_until if given (and later than the file's). Updates last_use with what the file holds then."""
+        events_until if given (and later than the file's). Updates last_use with what the file holds then. Returns
+        whether the file was written (when not, `problems` says why)."""
         if not self.enabled or not self._trusted:
-            return
-        directory = os.path.dirname(self.path) or os.curdir
+            return False
+        name = os.path.basename(self.path)
         try:
-            _make_dirs(directory)
-            distrust = _distrust(os.lstat(directory), directory=True)
-            if distrust:
-                raise OSError(errno.EPERM, f"its directory {directory} {distrust}")
-            with _Locked(self.path + ".lock"):
-                current, until = self._read()
+            with _Directory(self.directory, create=True) as directory, _Locked(name + ".lock", directory):
+                current, until = self._read(directory)
+                if not self._trusted:
+                    return False  # the file became someone else's since it was loaded: never touched
                 for image_id, seen in uses.items():
                     if seen > current.get(image_id, float("-inf")):
                         current[image_id] = seen
@@ -94,33 +174,58 @@ class UsageLedger:
                     until = events_until
                 horizon = (now if now is not None else max(current.values(), default=0.0)) - KEEP_SECONDS
                 current = {i: t for i, t in current.items() if t >= horizon}
-                self._write(current, until)
+                text = json.dumps({"format": LEDGER_FORMAT, "engine_id": self.engine_id, "events_until": until,
+                                   "images": current}, separators=(",", ":"), sort_keys=True)
+                write_atomically(name, text, ".usage-", dir_fd=directory.fd, owner=directory.give)
+        except _Distrusted as exc:
+            self.problems.append(f"The usage ledger {self.path} was not written: its directory {self.directory} {exc}.")
+            return False
         except OSError as exc:
             self.problems.append(f"The usage ledger {self.path} was not written: {_reason(exc)}.")
-            return
+            return False
         self.last_use, self.events_until = current, until
+        return True
 
-    def _read(self):
-        """(uses, events_until) of the file; empty when there is none or it cannot be trusted (then stated)."""
+    def _load(self):
+        """What the file holds when the ledger is made: empty when there is no directory yet (record() makes it)."""
         try:
-            distrust = _distrust(os.lstat(self.path), directory=False)
+            with _Directory(self.directory, create=False) as directory:
+                return self._read(directory)
         except (FileNotFoundError, NotADirectoryError):
-            return {}, None  # none yet: record() makes the directory, or says why it cannot
+            return {}, None
+        except _Distrusted as exc:
+            return self._ignore(f"its directory {self.directory} {exc}", keep=False)
+        except OSError as exc:
+            return self._ignore(f"its directory {self.directory} cannot be opened ({_reason(exc)})", keep=True)
+
+    def _read(self, directory):
+        """(uses, events_until) of the file in DIRECTORY; empty when there is none or it cannot be trusted (then
+        stated)."""
+        name = os.path.basename(self.path)
+        try:
+            distrust = file_distrust(os.stat(name, dir_fd=directory.fd, follow_symlinks=False), directory.owner[0])
+        except FileNotFoundError:
+            return {}, None
         except OSError as exc:
             return self._ignore(f"it cannot be examined ({_reason(exc)})", keep=True)
         if distrust:
             return self._ignore("it " + distrust, keep=False)
         try:
-            fd = os.open(self.path, _OPEN_FLAGS)
-            with os.fdopen(fd, "rb") as handle:
-                distrust = _distrust(os.fstat(handle.fileno()), directory=False)
-                if distrust:
-                    return self._ignore("it " + distrust, keep=False)
-                raw = handle.read()
+            fd = os.open(name, _OPEN_FLAGS, dir_fd=directory.fd)
         except FileNotFoundError:
             return {}, None
         except OSError as exc:
-            return self._ignore(f"it cannot be read ({_reason(exc)})", keep=exc.errno != errno.ELOOP)
+            if exc.errno == errno.ELOOP:
+                return self._ignore("it is a symbolic link", keep=False)
+            return self._ignore(f"it cannot be read ({_reason(exc)})", keep=True)
+        try:
+            with os.fdopen(fd, "rb") as handle:
+                distrust = file_distrust(os.fstat(fd), directory.owner[0])  # what was opened, not what was examined
+                if distrust:
+                    return self._ignore("it " + distrust, keep=False)
+                raw = handle.read()
+        except OSError as exc:
+            return self._ignore(f"it cannot be read ({_reason(exc)})", keep=True)
         problem = None
         try:
             data = json.loads(raw)
@@ -140,11 +245,6 @@ class UsageLedger:
             self.problems.append(f"The usage ledger {self.path} was ignored and will not be written: {reason}.")
             self._trusted = False
         return {}, None
-
-    def _write(self, uses, events_until):
-        text = json.dumps({"format": LEDGER_FORMAT, "engine_id": self.engine_id, "events_until": events_until,
-                           "images": uses}, separators=(",", ":"), sort_keys=True)
-        write_atomically(self.path, text, ".usage-")
 
 
 def _problem(data, engine_id):
@@ -166,17 +266,26 @@ def _problem(data, engine_id):
 
 
 class _Locked:
-    """An exclusive flock on PATH (created 0600) for a read-merge-write; released when the block ends or the process
-    does."""
+    """An exclusive flock on NAME (created 0600) in DIRECTORY for a read-merge-write; released when the block ends or
+    the process does. Root gives it to the directory's owner, so that the owner's own writers can open it too."""
 
-    def __init__(self, path):
-        self.path = path
+    def __init__(self, name, directory):
+        self.name = name
+        self.directory = directory
         self.fd = None
 
     def __enter__(self):
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0),
-                          0o600)
-        fcntl.flock(self.fd, fcntl.LOCK_EX)
+        self.fd = os.open(self.name, _LOCK_FLAGS, 0o600, dir_fd=self.directory.fd)
+        try:
+            st = os.fstat(self.fd)
+            if not stat.S_ISREG(st.st_mode):
+                raise OSError(errno.EPERM, f"its lock {self.name} is not a regular file")
+            if self.directory.give and (st.st_uid, st.st_gid) != self.directory.give:
+                os.fchown(self.fd, *self.directory.give)
+            fcntl.flock(self.fd, fcntl.LOCK_EX)
+        except BaseException:
+            os.close(self.fd)
+            raise
         return self
 
     def __exit__(self, *exc):

@@ -296,11 +296,11 @@ def test_written_atomically_with_no_temp_file_left(directory, monkeypatch):
     real_fsync, real_replace = os.fsync, os.replace
     monkeypatch.setattr(_layer_cache.os, "fsync", lambda fd: calls.append(("fsync", fd)) or real_fsync(fd))
     monkeypatch.setattr(_layer_cache.os, "replace",
-                        lambda src, dst: calls.append(("replace", os.path.dirname(src))) or real_replace(src, dst))
+                        lambda src, dst, **fds: calls.append(("replace", fds)) or real_replace(src, dst, **fds))
     filled(directory)
     # The data reaches the disk before the rename, and the temp file is in the same directory (a rename, not a copy).
     assert [c[0] for c in calls][:2] == ["fsync", "replace"]
-    assert calls[1][1] == directory
+    assert calls[1][1]["src_dir_fd"] == calls[1][1]["dst_dir_fd"]
     assert os.listdir(directory) == [cache_file_name(ENGINE)]
 
 
@@ -308,7 +308,7 @@ def test_a_failed_write_leaves_the_old_file_and_no_temp_file(directory, monkeypa
     filled(directory)
     before = read(cache_path(directory))
 
-    def fail(src, dst):
+    def fail(src, dst, **fds):
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(_layer_cache.os, "replace", fail)
@@ -320,7 +320,7 @@ def test_a_failed_write_leaves_the_old_file_and_no_temp_file(directory, monkeypa
     assert read(cache_path(directory)) == before
 
 
-@pytest.mark.parametrize("target", ["fsync", "mkstemp"])
+@pytest.mark.parametrize("target", ["fsync", "_create_temporary"])
 def test_io_errors_while_writing_become_problems(directory, monkeypatch, target):
     def fail(*args, **kwargs):
         raise OSError(5, "Input/output error")
@@ -328,7 +328,7 @@ def test_io_errors_while_writing_become_problems(directory, monkeypatch, target)
     if target == "fsync":
         monkeypatch.setattr(_layer_cache.os, "fsync", fail)
     else:
-        monkeypatch.setattr(_layer_cache.tempfile, "mkstemp", fail)
+        monkeypatch.setattr(_layer_cache, "_create_temporary", fail)
     cache = LayerCache.for_engine(directory, ENGINE)
     cache.put(IMAGE_A, [BASE], [1])
     cache.save({IMAGE_A})
@@ -350,7 +350,7 @@ def test_a_read_only_directory_is_a_problem_not_an_exception(directory, monkeypa
     def refuse(*args, **kwargs):
         raise PermissionError(13, "Permission denied", os.path.join(directory, ".layers-x.tmp"))
 
-    monkeypatch.setattr(_layer_cache.tempfile, "mkstemp", refuse)
+    monkeypatch.setattr(_layer_cache, "_create_temporary", refuse)
     cache = LayerCache.for_engine(directory, ENGINE)
     cache.put(IMAGE_A, [BASE], [1])
     cache.save({IMAGE_A})

@@ -1,11 +1,17 @@
-"""The usage ledger: its file rules, the merge of concurrent writers, and the uses engine events show."""
+"""The usage ledger: its file rules (also between root and the directory's owner, two real uids), the merge of concurrent
+writers, and the uses engine events show."""
 
 from __future__ import annotations
 
 import json
 import multiprocessing
 import os
+import shutil
+import stat
+import tempfile
+from pathlib import Path
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -13,7 +19,9 @@ from ansible_collections.reclaim.docker.plugins.module_utils._usage_ledger impor
     KEEP_SECONDS,
     LEDGER_FORMAT,
     UsageLedger,
+    directory_distrust,
     event_uses,
+    file_distrust,
     ledger_file_name,
 )
 
@@ -136,3 +144,159 @@ def test_events_show_uses_of_containers_gone_since_by_the_reference_they_were_gi
     present = {"c3": B}
     uses = event_uses(events, present.get, {"app:1": A}.get)
     assert uses == {A: 1_000_000_003.0, B: 1_000_000_005.0}
+
+
+# The ledger belongs to its directory's owner: the modules (root, through become) and the tracker (its own user)
+# write one file. These run as root and make the other user's files and processes with a second, real uid.
+OTHER_UID, OTHER_GID = 64_123, 64_123
+THIRD_UID = 64_124
+as_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root, to act as two users")
+
+
+@pytest.fixture
+def shared():
+    """PARENT/ledger, not made yet, in a PARENT the other uid can reach (the test's tmp_path is root's only)."""
+    parent = tempfile.mkdtemp(prefix="reclaim-ledger-")
+    os.chmod(parent, 0o755)
+    yield Path(parent) / "ledger"
+    shutil.rmtree(parent)
+
+
+def as_other(function, *args):
+    """FUNCTION(*ARGS) in a forked process running as OTHER_UID (no supplementary groups): its result."""
+    results = multiprocessing.get_context("fork").Queue()
+
+    def run():
+        os.setgroups([])
+        os.setgid(OTHER_GID)
+        os.setuid(OTHER_UID)
+        results.put(function(*args))
+
+    process = multiprocessing.get_context("fork").Process(target=run)
+    process.start()
+    process.join()
+    assert process.exitcode == 0
+    return results.get(timeout=5)
+
+
+def _other_records(directory, uses):
+    ledger = UsageLedger.for_engine(directory, ENGINE)
+    written = ledger.record(uses, now=NOW)
+    return written, ledger.last_use, ledger.problems
+
+
+def owned_by_other(directory):
+    directory.mkdir(mode=0o700)
+    os.chown(directory, OTHER_UID, OTHER_GID)
+    return directory
+
+
+@as_root
+def test_root_writes_the_directory_owners_files_and_each_reads_the_others_uses(shared):
+    owned_by_other(shared)
+    assert as_other(_other_records, str(shared), {A: NOW - 10}) == (True, {A: NOW - 10}, [])
+    root = ledger_in(shared)
+    assert root.last_use == {A: NOW - 10} and not root.problems
+    assert root.record({B: NOW}, now=NOW)
+    for name in (ledger_file_name(ENGINE), ledger_file_name(ENGINE) + ".lock"):
+        st = (shared / name).stat()
+        assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (OTHER_UID, OTHER_GID, 0o600), name
+    assert as_other(_other_records, str(shared), {}) == (True, {A: NOW - 10, B: NOW}, [])
+    assert sorted(os.listdir(shared)) == sorted([ledger_file_name(ENGINE), ledger_file_name(ENGINE) + ".lock"])
+
+
+@as_root
+def test_root_trusts_its_own_file_in_the_owners_directory_and_gives_it_to_the_owner(shared):
+    shared.mkdir(mode=0o700)
+    assert ledger_in(shared).record({A: NOW}, now=NOW)  # before the tracker was installed: root's
+    os.chown(shared, OTHER_UID, OTHER_GID)  # the role makes the directory the tracker's
+    written, uses, problems = as_other(_other_records, str(shared), {B: NOW})
+    assert not written and uses == {} and "owned by uid 0, not by uid 64123 that owns its directory" in problems[0]
+    root = ledger_in(shared)
+    assert root.last_use == {A: NOW} and not root.problems and root.record({}, now=NOW)
+    assert (shared / ledger_file_name(ENGINE)).stat().st_uid == OTHER_UID
+    assert as_other(_other_records, str(shared), {B: NOW})[:2] == (True, {A: NOW, B: NOW})
+
+
+@as_root
+def test_a_third_users_file_is_trusted_by_neither_and_never_touched(shared):
+    owned_by_other(shared)
+    ledger_in(shared).record({A: NOW}, now=NOW)
+    path = shared / ledger_file_name(ENGINE)
+    os.chown(path, THIRD_UID, THIRD_UID)
+    before = path.read_text()
+    root = ledger_in(shared)
+    assert root.last_use == {} and "owned by uid 64124, neither by uid 64123 that owns its directory nor by uid 0" \
+        in root.problems[0] and "will not be written" in root.problems[0]
+    assert not root.record({B: NOW}, now=NOW)
+    written, _uses, problems = as_other(_other_records, str(shared), {B: NOW})
+    assert not written and "owned by uid 64124" in problems[0]
+    assert path.read_text() == before and path.stat().st_uid == THIRD_UID
+
+
+@as_root
+def test_a_user_never_uses_a_directory_another_user_owns(shared):
+    shared.mkdir(mode=0o755)  # root's
+    written, _uses, problems = as_other(_other_records, str(shared), {A: NOW})
+    assert not written and f"its directory {shared} is owned by uid 0, not by uid 64123" in problems[0]
+    assert os.listdir(shared) == []
+
+
+@as_root
+@pytest.mark.parametrize("mode", [0o770, 0o707, 0o1777])
+def test_root_never_uses_a_directory_group_or_others_can_write(shared, mode):
+    owned_by_other(shared)
+    shared.chmod(mode)
+    root = ledger_in(shared)
+    assert not root.record({A: NOW}, now=NOW) and "writable by group or others" in root.problems[0]
+    assert os.listdir(shared) == []
+
+
+@as_root
+def test_root_never_follows_a_symlinked_directory(shared, tmp_path):
+    real = owned_by_other(tmp_path / "real")
+    os.symlink(real, shared)
+    root = UsageLedger.for_engine(str(shared), ENGINE)
+    assert "is a symbolic link" in root.problems[0] and not root.record({A: NOW}, now=NOW)
+    assert os.listdir(real) == []
+
+
+@as_root
+def test_root_and_the_owner_writing_at_once_lose_no_use(shared):
+    owned_by_other(shared)
+    context = multiprocessing.get_context("fork")
+
+    def other_writes():
+        os.setgroups([])
+        os.setgid(OTHER_GID)
+        os.setuid(OTHER_UID)
+        _write_uses(str(shared), 1)
+
+    writers = [context.Process(target=other_writes), context.Process(target=_write_uses, args=(str(shared), 2))]
+    for writer in writers:
+        writer.start()
+    for writer in writers:
+        writer.join()
+        assert writer.exitcode == 0
+    uses = ledger_in(shared).last_use
+    assert len(uses) == 2 * 50 + 1 and uses[A] == NOW + 2 * 100 + 49
+    assert (shared / ledger_file_name(ENGINE)).stat().st_uid == OTHER_UID
+
+
+def test_the_trust_rules():
+    def st(mode, uid):
+        return os.stat_result((mode, 0, 0, 1, uid, uid, 0, 0, 0, 0))
+
+    directory, regular = stat.S_IFDIR | 0o700, stat.S_IFREG | 0o600
+    assert directory_distrust(st(directory, 1000), euid=1000) is None
+    assert directory_distrust(st(directory, 1000), euid=0) is None
+    assert "owned by uid 1000, not by uid 1001" in directory_distrust(st(directory, 1000), euid=1001)
+    assert "writable by group or others" in directory_distrust(st(stat.S_IFDIR | 0o720, 0), euid=0)
+    assert directory_distrust(st(stat.S_IFLNK | 0o777, 0), euid=0) == "is a symbolic link"
+    assert file_distrust(st(regular, 1000), 1000, euid=1000) is None
+    assert file_distrust(st(regular, 1000), 1000, euid=0) is None
+    assert file_distrust(st(regular, 0), 1000, euid=0) is None
+    assert "owned by uid 0" in file_distrust(st(regular, 0), 1000, euid=1000)
+    assert "owned by uid 1002" in file_distrust(st(regular, 1002), 1000, euid=0)
+    assert "writable by group or others" in file_distrust(st(stat.S_IFREG | 0o620, 1000), 1000, euid=0)
+    assert file_distrust(st(stat.S_IFIFO | 0o600, 1000), 1000, euid=1000) == "is not a regular file"
