@@ -202,6 +202,12 @@ def _daemon_command(engine: Engine) -> list:
         tls = engine.tls_dir
         cmd += ["-H", engine.tls_host, "--tlsverify", "--tlscacert", str(tls / "ca.pem"),
                 "--tlscert", str(tls / "server-cert.pem"), "--tlskey", str(tls / "server-key.pem")]
+    if engine.flavour == "20.10":
+        # Its ID comes from a trust key, /etc/docker/key.json unless told (in daemon.json only): one per engine, kept
+        # in its state as 28.5 keeps its engine-id in the data root.
+        config = engine.state_dir / "daemon.json"
+        config.write_text(json.dumps({"deprecated-key-path": str(engine.state_dir / "key.json")}))
+        cmd += ["--config-file", str(config)]
     if engine.flavour == "28.5-containerd":
         cmd += ["--feature", "containerd-snapshotter=true"]
     else:
@@ -324,6 +330,13 @@ def stop(engine: Engine, remove_state: bool = True, timeout: float = 30):
 def kill_daemon_only(engine: Engine):
     """Stop a daemon but keep its state: a host whose engine is down."""
     stop(engine, remove_state=False)
+
+
+def forget_id(engine: Engine):
+    """Remove a stopped daemon's ID (20.10: its trust key; 28.5: data-root/engine-id), so that it starts again on the
+    same images as another engine: a host whose engine was replaced."""
+    for path in (engine.state_dir / "key.json", engine.data_root / "engine-id"):
+        path.unlink(missing_ok=True)
 
 
 def _unmount_below(path: Path):

@@ -6,16 +6,23 @@
 use of an image counts, also of containers created and removed between two module runs (`docker run --rm`).
 
 Installed by the role reclaim.docker.usage_tracker next to the collection's ledger code (the ansible_collections tree
-beside this file) and run by systemd. Standard library only. Uses are written at most once a second, merged with what
-module runs write (latest use wins); on SIGTERM or SIGINT the last ones are written and it exits 0. When the stream
-ends (the daemon restarted), it connects again and asks for the events since the last one it saw.
+beside this file) and run by systemd (Type=notify: READY=1, WATCHDOG=1 from the main loop, STOPPING=1). Standard
+library only. Uses are written at most once a second, merged with what module runs write (latest use wins).
+
+When the event stream ends or stays quiet for --read-timeout seconds, it connects again, reads the engine's ID again
+(the engine may have been replaced: its uses then go to that engine's ledger) and asks for the events since the last
+one it saw; an engine that cannot be reached is tried again after 1 s, doubling to 60 s, and the outage is logged
+once, when it starts and when it ends. Exit status: 0 after SIGTERM or SIGINT (the last uses written), 1 when the
+ledger cannot be written or read (systemd restarts it; the message says why), 2 for bad arguments.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import queue
 import signal
+import socket
 import sys
 import threading
 import time
@@ -26,52 +33,198 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from ansible_collections.reclaim.docker.plugins.module_utils._transport import (  # noqa: E402  pylint: disable=wrong-import-position
     APIError,
     Transport,
+    split_endpoint,
 )
 from ansible_collections.reclaim.docker.plugins.module_utils._usage_ledger import (  # noqa: E402  pylint: disable=wrong-import-position
     UsageLedger,
     event_uses,
 )
 
-FLUSH_SECONDS = 1.0
-RECONNECT_SECONDS = 2.0
-CALL_TIMEOUT = 30
+SCHEMES = ("unix", "tcp", "http")
+TICK_SECONDS = 1.0  # the main loop turns at least this often: uses written, watchdog told
+CALL_TIMEOUT = 10
+READ_TIMEOUT = 60.0
+BACKOFF_FIRST, BACKOFF_LAST = 1.0, 60.0
+EXIT_LEDGER = 1
 
 
-class Stopped(Exception):
-    """SIGTERM or SIGINT: raised in the main thread, so that a read waiting for the next event ends too."""
+def log(message):
+    print(message, file=sys.stderr, flush=True)
 
 
-def get_json(transport, path):
-    """GET PATH from the engine: its JSON, or None for a 404."""
-    try:
-        return transport.request("GET", path)
-    except APIError as exc:
-        if exc.status_code == 404:
-            return None
-        raise
+class LedgerFailed(Exception):
+    """The ledger cannot be written or read: the tracker exits non-zero rather than run without recording."""
+
+
+class Notifier:
+    """sd_notify(3) with the standard library: a datagram per message to $NOTIFY_SOCKET (nothing when it is unset, as
+    when not run by systemd). WATCHDOG=1 only when systemd asks for it ($WATCHDOG_USEC, for this process), at most four
+    times per interval."""
+
+    def __init__(self, environ):
+        address = environ.get("NOTIFY_SOCKET") or ""
+        self.address = "\0" + address[1:] if address.startswith("@") else address  # '@': the abstract namespace
+        usec, pid = environ.get("WATCHDOG_USEC", ""), environ.get("WATCHDOG_PID")
+        wanted = usec.isdigit() and int(usec) > 0 and (not pid or pid == str(os.getpid()))
+        self.watchdog_interval = int(usec) / 4e6 if wanted else None
+        self.last_ping = None
+        self.socket = None
+        self.failed = False
+
+    def send(self, message):
+        if not self.address:
+            return
+        try:
+            if self.socket is None:
+                self.socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            self.socket.sendto(message.encode("utf-8"), self.address)
+        except OSError as exc:
+            if not self.failed:
+                log(f"Cannot notify systemd at {self.address!r}: {exc}")
+                self.failed = True
+
+    def watchdog(self):
+        now = time.monotonic()
+        if self.watchdog_interval is not None and (self.last_ping is None or now - self.last_ping >= self.watchdog_interval):
+            self.send("WATCHDOG=1")
+            self.last_ping = now
 
 
 class Tracker:
-    def __init__(self, docker_host, ledger_dir):
+    """One engine's event stream into its ledger. The main thread (run) connects, handles the events a reader thread
+    passes it, writes the uses and tells systemd it is alive; the reader thread only reads the stream."""
+
+    def __init__(self, docker_host, ledger_dir, read_timeout, notifier):
         self.docker_host = docker_host
+        self.ledger_dir = ledger_dir
+        self.read_timeout = read_timeout
+        self.notifier = notifier
         self.transport = Transport(docker_host, CALL_TIMEOUT)
-        info = get_json(self.transport, "/info")
-        self.ledger = UsageLedger.for_engine(ledger_dir, info.get("ID") or docker_host)
+        self.stopping = threading.Event()
+        self.engine_id = None
+        self.ledger = None
         self.images_of = {}  # container ID -> image ID, learnt at create and start
         self.pending = {}
-        self.events_until = None
-        self.lock = threading.Lock()
-        self.stopping = threading.Event()
+        self.events_until = None  # the time of the last event handled
+        self.written_until = None
+        self.since = None  # where the next stream starts
+        self.items = queue.Queue()
+        self.stream = 0  # the current stream's number: items of an older one are dropped
+        self.connected = False
+        self.next_connect = 0.0
+        self.failures = 0
+        self.outage_since = None
+        self.ready = False
 
-    def image_of_container(self, container_id):
-        if container_id not in self.images_of:
-            found = get_json(self.transport, f"/containers/{quote(container_id, safe='')}/json")
-            self.images_of[container_id] = found.get("Image") if found else None
-        return self.images_of[container_id]
+    def run(self):
+        """Until stopped; raises LedgerFailed."""
+        last_flush = time.monotonic()
+        while not self.stopping.is_set():
+            if not self.connected and time.monotonic() >= self.next_connect:
+                self.connect()
+            try:
+                self.take(self.items.get(timeout=TICK_SECONDS))
+            except queue.Empty:
+                pass
+            if time.monotonic() - last_flush >= TICK_SECONDS:
+                self.flush()
+                last_flush = time.monotonic()
+            self.notifier.watchdog()
+        self.notifier.send("STOPPING=1")
+        self.flush()
 
-    def resolve(self, reference):
-        found = get_json(self.transport, f"/images/{quote(reference, safe='/:@')}/json") if reference else None
-        return found.get("Id") if found else None
+    # Connecting
+
+    def connect(self):
+        try:
+            info = self.transport.request("GET", "/info")
+        except (OSError, APIError, ValueError) as exc:
+            self.failed(exc)
+            return
+        if self.outage_since is not None:
+            log(f"The engine at {self.docker_host} answers again, after {time.monotonic() - self.outage_since:.0f} s.")
+            self.outage_since = None
+        engine_id = info.get("ID") if isinstance(info, dict) else None
+        engine_id = engine_id if isinstance(engine_id, str) and engine_id else self.docker_host
+        if engine_id != self.engine_id:
+            self.follow(engine_id)
+        self.stream += 1
+        threading.Thread(target=self.read, args=(self.stream, self.since), daemon=True).start()
+        self.connected = True
+        self.tell_ready()
+
+    def follow(self, engine_id):
+        """Write what the previous engine's ledger is owed, then take ENGINE_ID's (written at once: a ledger that
+        cannot be written is found now, not at the first use)."""
+        if self.ledger is not None:
+            self.flush()
+        ledger = UsageLedger.for_engine(self.ledger_dir, engine_id)
+        written = ledger.record({}, now=time.time())
+        self.report(ledger)
+        if not written:
+            raise LedgerFailed()
+        if self.engine_id is None:
+            log(f"Following the container events of {self.docker_host} (engine {engine_id}) into {ledger.path}.")
+        else:
+            log(f"The engine at {self.docker_host} is now engine {engine_id}, not {self.engine_id}: following it into "
+                f"{ledger.path}.")
+        self.engine_id, self.ledger, self.images_of = engine_id, ledger, {}
+        self.since = ledger.events_until or self.since or int(time.time())
+        self.events_until = self.written_until = ledger.events_until
+        self.notifier.send(f"STATUS=Following {self.docker_host} (engine {engine_id}) into {ledger.path}")
+
+    def failed(self, reason):
+        """A connection failed: log the outage once, try again later (1 s, doubling to 60 s)."""
+        self.connected = False
+        self.stream += 1
+        if self.outage_since is None:
+            self.outage_since = time.monotonic()
+            log(f"The engine at {self.docker_host} cannot be reached ({reason}); trying again after "
+                f"{BACKOFF_FIRST:.0f} s, then doubling up to {BACKOFF_LAST:.0f} s.")
+            self.notifier.send(f"STATUS=Waiting for the engine at {self.docker_host}: {reason}")
+        self.next_connect = time.monotonic() + min(BACKOFF_FIRST * 2 ** self.failures, BACKOFF_LAST)
+        self.failures += 1
+        self.tell_ready()  # up and waiting: the first attempt has been made
+
+    def tell_ready(self):
+        if not self.ready:
+            self.notifier.send("READY=1")
+            self.ready = True
+
+    # The stream
+
+    def read(self, stream, since):
+        """The reader thread: each event of the stream, then how it ended."""
+        delivered, ended = 0, None
+        try:
+            for event in self.transport.stream("/events", {"since": int(since), "filters": {"type": ["container"]}},
+                                               read_timeout=self.read_timeout):
+                self.items.put(("event", stream, event))
+                delivered += 1
+                if stream != self.stream:
+                    return
+        except (OSError, APIError, ValueError) as exc:
+            ended = exc
+        self.items.put(("end", stream, ended, delivered))
+
+    def take(self, item):
+        kind, stream = item[0], item[1]
+        if stream != self.stream:
+            return
+        if kind == "event":
+            try:
+                self.handle(item[2])
+            except (OSError, APIError, ValueError) as exc:
+                self.failed(exc)  # the rest of this stream is dropped; the next one starts at this event again
+            else:
+                self.failures = 0
+            return
+        ended, delivered = item[2], item[3]
+        self.connected = False
+        if isinstance(ended, socket.timeout):
+            self.failures = 0  # a quiet stream: open it again, silently
+        elif ended is not None or not delivered:
+            self.failed(ended or "the event stream ended")
 
     def handle(self, event):
         actor_id = (event.get("Actor") or {}).get("ID") or event.get("id")
@@ -79,37 +232,47 @@ class Tracker:
         uses = event_uses([event], known, self.resolve)
         if event.get("Action") == "destroy":
             self.images_of.pop(actor_id, None)
-        with self.lock:
-            for image_id, seen in uses.items():
-                self.pending[image_id] = max(seen, self.pending.get(image_id, seen))
-            self.events_until = int(event.get("time") or 0) or self.events_until
+        for image_id, seen in uses.items():
+            self.pending[image_id] = max(seen, self.pending.get(image_id, seen))
+        self.events_until = int(event.get("time") or 0) or self.events_until
+        self.since = self.events_until or self.since
+
+    def get_json(self, path):
+        """GET PATH from the engine: its JSON, or None for a 404."""
+        try:
+            return self.transport.request("GET", path)
+        except APIError as exc:
+            if exc.status_code == 404:
+                return None
+            raise
+
+    def image_of_container(self, container_id):
+        if container_id not in self.images_of:
+            found = self.get_json(f"/containers/{quote(container_id, safe='')}/json")
+            self.images_of[container_id] = found.get("Image") if found else None
+        return self.images_of[container_id]
+
+    def resolve(self, reference):
+        found = self.get_json(f"/images/{quote(reference, safe='/:@')}/json") if reference else None
+        return found.get("Id") if found else None
+
+    # The ledger
 
     def flush(self):
-        with self.lock:
-            pending, self.pending = self.pending, {}
-            until = self.events_until
-        if pending or until:
-            self.ledger.record(pending, events_until=until, now=time.time())
-            for problem in self.ledger.problems:
-                print(problem, file=sys.stderr, flush=True)
-            self.ledger.problems = []
+        if self.ledger is None or (not self.pending and self.events_until == self.written_until):
+            return
+        pending, self.pending = self.pending, {}
+        written = self.ledger.record(pending, events_until=self.events_until, now=time.time())
+        self.report(self.ledger)
+        if not written:
+            raise LedgerFailed()
+        self.written_until = self.events_until
 
-    def flush_every_second(self):
-        while not self.stopping.wait(FLUSH_SECONDS):
-            self.flush()
-
-    def follow(self):
-        """Read the event stream until stopped; connect again when it ends."""
-        since = self.ledger.events_until or int(time.time())
-        while not self.stopping.is_set():
-            try:
-                for event in self.transport.stream("/events", {"since": int(since), "filters": {"type": ["container"]}},
-                                                   read_timeout=None):
-                    self.handle(event)
-            except (OSError, APIError, ValueError) as exc:
-                print(f"The event stream of {self.docker_host} ended: {exc}", file=sys.stderr, flush=True)
-            since = self.events_until or since
-            self.stopping.wait(RECONNECT_SECONDS)
+    @staticmethod
+    def report(ledger):
+        for problem in ledger.problems:
+            log(problem)
+        ledger.problems = []
 
 
 def main(argv=None):
@@ -118,31 +281,29 @@ def main(argv=None):
                         help="the engine, unix:///path or tcp://host:port (default: $DOCKER_HOST, else the local socket)")
     parser.add_argument("--ledger-dir", default=None,
                         help="the ledger's directory: the modules' usage_ledger_dir (default: theirs, for this user)")
+    parser.add_argument("--read-timeout", type=float, default=READ_TIMEOUT,
+                        help=f"seconds a quiet event stream is kept before it is opened again (default {READ_TIMEOUT:.0f})")
     args = parser.parse_args(argv)
-    stopping = threading.Event()
+    try:
+        scheme = split_endpoint(args.docker_host)[0]
+    except ValueError as exc:
+        parser.error(f"--docker-host: {exc}")
+    if scheme not in SCHEMES:
+        parser.error(f"--docker-host: {scheme}:// is not followed; unix:// or tcp:// (plain HTTP) only")
+    if args.read_timeout <= 0:
+        parser.error("--read-timeout: a number of seconds above 0")
+    tracker = Tracker(args.docker_host, args.ledger_dir, args.read_timeout, Notifier(os.environ))
 
     def stop(*_signal):
-        stopping.set()
-        raise Stopped()
+        tracker.stopping.set()
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    tracker = None
     try:
-        while tracker is None:  # the engine may start after us (systemd ordering is not readiness)
-            try:
-                tracker = Tracker(args.docker_host, args.ledger_dir)
-            except (OSError, APIError, ValueError) as exc:
-                print(f"Cannot reach the engine at {args.docker_host} ({exc}); trying again", file=sys.stderr, flush=True)
-                time.sleep(RECONNECT_SECONDS)
-        tracker.stopping = stopping
-        threading.Thread(target=tracker.flush_every_second, daemon=True).start()
-        print(f"Following the container events of {args.docker_host} into {tracker.ledger.path}", flush=True)
-        tracker.follow()
-    except Stopped:
-        pass
-    if tracker is not None:
-        tracker.flush()
+        tracker.run()
+    except LedgerFailed:
+        log(f"Stopped: the usage ledger in {tracker.ledger_dir or 'the default directory'} cannot be used (see above).")
+        return EXIT_LEDGER
     return 0
 
 
