@@ -9,15 +9,17 @@ from __future__ import annotations
 import json
 import pwd
 import re
+import shutil
 import signal
-import subprocess
+import tempfile
 import time
+from pathlib import Path
 
 import ansible_runner
 import pytest
 import yaml
 
-from harness import engines, fleet as ssh_fleet, scenario
+from harness import engines, fleet as ssh_fleet, scenario, systemd
 
 from conftest import RUNNER_ENV, TARGET_PYTHON
 
@@ -185,7 +187,12 @@ def test_the_usage_tracker_over_ssh(tmp_path, fleet):
     host = fleet.hosts["ssh1"]
     built = scenario.build(host.engine.docker_host, {"images": [{"name": "job", "tags": ["lab/job:1"],
                                                                  "layers": ["j"]}]}, prefix="tracked")
-    install_dir, unit_dir, ledger_dir = tmp_path / "lib", tmp_path / "units", tmp_path / "ledger"
+    # Outside /tmp and the homes, which the unit hides from the service (the role refuses them), and readable by the
+    # service's user (this fleet's hosts share this machine).
+    (base := Path("/var/lib/reclaim-tests")).mkdir(mode=0o755, exist_ok=True)
+    root = Path(tempfile.mkdtemp(prefix="ssh-tracker-", dir=base))
+    root.chmod(0o755)
+    install_dir, unit_dir, ledger_dir = root / "lib", root / "units", root / "ledger"
     unit_dir.mkdir()
     variables = {"usage_tracker_install_dir": str(install_dir), "usage_tracker_unit_dir": str(unit_dir),
                  "usage_tracker_manage_service": False, "usage_tracker_python": host.interpreter,
@@ -194,33 +201,37 @@ def test_the_usage_tracker_over_ssh(tmp_path, fleet):
     playbook.write_text(yaml.safe_dump([{"name": "the usage tracker", "hosts": "ssh1", "gather_facts": False,
                                          "roles": [{"role": "reclaim.docker.usage_tracker", "vars": variables}]}]))
     hosts = {"all": {"hosts": {"ssh1": host.inventory_vars(fleet.key)}}}
-    result, _report, output = run(tmp_path, str(playbook), hosts)
-    assert result.status == "successful", output
-    unit = (unit_dir / "reclaim-usage-tracker.service").read_text()
-    assert (install_dir / "ansible_collections/reclaim/docker/plugins/module_utils/_transport.py").stat().st_uid == 0
-    exec_start = next(line for line in unit.splitlines() if line.startswith("ExecStart="))[len("ExecStart="):]
-    user = next(line for line in unit.splitlines() if line.startswith("User="))[len("User="):]
-    # As systemd starts it: the unit's command line, as the unit's user (this fleet's hosts share this machine).
-    service = subprocess.Popen(exec_start.split(), user=user, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                               text=True)
+    notify = systemd.NotifySocket(root)
     try:
-        time.sleep(1)
-        started = int(time.time())
-        api = scenario.client(host.engine.docker_host)
-        container = api.create_container(built.images["job"]["id"], command=["true"],
-                                         host_config=api.create_host_config(network_mode="none"))["Id"]
-        api.start(container)
-        api.wait(container)
-        api.remove_container(container)
-        seen = None
-        deadline = time.time() + 15
-        while seen is None and time.time() < deadline:
-            time.sleep(0.2)
-            for ledger in ledger_dir.glob("usage-*.json"):
-                seen = json.loads(ledger.read_text())["images"].get(built.images["job"]["id"])
-        assert seen is not None and seen >= started, "the tracker did not record the use"
-        assert ledger.stat().st_uid == pwd.getpwnam(user).pw_uid
+        result, _report, output = run(tmp_path, str(playbook), hosts)
+        assert result.status == "successful", output
+        unit = (unit_dir / "reclaim-usage-tracker.service").read_text()
+        assert (install_dir / "ansible_collections/reclaim/docker/plugins/module_utils/_transport.py").stat().st_uid == 0
+        user = systemd.unit_settings(unit)["User"][-1]
+        assert user != "root" and ledger_dir.stat().st_uid == pwd.getpwnam(user).pw_uid
+        # As systemd starts it: the unit's user, group and command line.
+        service = systemd.run_service(unit, notify)
+        try:
+            assert notify.wait_for("READY=1"), "the tracker did not say it was ready"
+            started = int(time.time())
+            api = scenario.client(host.engine.docker_host)
+            container = api.create_container(built.images["job"]["id"], command=["true"],
+                                             host_config=api.create_host_config(network_mode="none"))["Id"]
+            api.start(container)
+            api.wait(container)
+            api.remove_container(container)
+            seen = None
+            deadline = time.time() + 15
+            while seen is None and time.time() < deadline:
+                time.sleep(0.2)
+                for ledger in ledger_dir.glob("usage-*.json"):
+                    seen = json.loads(ledger.read_text())["images"].get(built.images["job"]["id"])
+            assert seen is not None and seen >= started, "the tracker did not record the use"
+            assert ledger.stat().st_uid == pwd.getpwnam(user).pw_uid
+        finally:
+            service.send_signal(signal.SIGTERM)
+            output = service.communicate(timeout=30)[0]
+        assert service.returncode == 0, output
     finally:
-        service.send_signal(signal.SIGTERM)
-        output = service.communicate(timeout=10)[0]
-    assert service.returncode == 0, output
+        notify.close()
+        shutil.rmtree(root)
