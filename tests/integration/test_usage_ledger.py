@@ -214,8 +214,7 @@ def stop(service):
     return service.output
 
 
-def test_the_tracker_follows_the_events_into_the_ledger_and_exits_when_it_is_lost(ansible, engine, prefix,
-                                                                                   service_root):
+def test_the_tracker_follows_the_events_and_exits_when_the_ledger_is_lost(ansible, engine, prefix, service_root):
     built = scenario.build(engine.docker_host, {"images": [{"name": "ci", "tags": ["lab/ci:1"], "layers": ["c"]}]},
                            prefix=prefix)
     image = built.images["ci"]["id"]
