@@ -134,6 +134,7 @@ def test_the_role_installs_a_hardened_service_restarts_it_on_change_and_removes_
     assert changed_tasks(again) == [] and systemctl.actions() == []
 
     # A changed unit, in check mode first: told, not done. Its ledger outside /var/lib, where it is no StateDirectory.
+    Path("/var/cache/reclaim-tests").mkdir(mode=0o755, exist_ok=True)  # root's: the role makes only the ledger's own
     elsewhere = Path("/var/cache/reclaim-tests") / service_root.name
     tcp = {"usage_tracker_docker_host": "tcp://127.0.0.1:2375", "usage_tracker_socket_group": None,
            "usage_tracker_ledger_dir": str(elsewhere)}
