@@ -21,6 +21,9 @@ HERE = Path(__file__).resolve().parent
 # installed for it (the modules need the standard library only, as on a stock Docker host).
 COLLECTIONS = Path(os.environ.get("RECLAIM_COLLECTIONS") or HERE.parents[1] / ".collections")
 TARGET_PYTHON = os.environ.get("RECLAIM_TARGET_PYTHON") or "/usr/bin/python3"
+# community.docker's modules need `requests` (and some the Docker SDK) on the target: its tasks run on the tests' own
+# Python, which has both, while ours run on the stock TARGET_PYTHON.
+COMMUNITY_DOCKER_PYTHON = sys.executable
 ANSIBLE_PLAYBOOK = str(Path(sys.executable).parent / "ansible-playbook")
 # For ansible_runner.run (AWX's runner), which starts `ansible-playbook` from PATH: this venv's first.
 RUNNER_ENV = {"ANSIBLE_COLLECTIONS_PATH": str(COLLECTIONS), "ANSIBLE_NOCOLOR": "1", "ANSIBLE_RETRY_FILES_ENABLED": "0",
@@ -54,6 +57,13 @@ class PlaybookRun:
         return found[0]
 
 
+def on_community_docker_python(task):
+    """TASK, run on COMMUNITY_DOCKER_PYTHON when it is a community.docker module's."""
+    if not any(key.startswith("community.docker.") for key in task):
+        return task
+    return dict(task, vars=dict(task.get("vars") or {}, ansible_python_interpreter=COMMUNITY_DOCKER_PYTHON))
+
+
 class Ansible:
     """Runs tasks through ansible-playbook against Docker hosts, as users run them."""
 
@@ -75,7 +85,7 @@ class Ansible:
             "gather_facts": False,
             "module_defaults": module_defaults if module_defaults is not None else {
                 "group/reclaim.docker.docker": {"docker_host": "{{ reclaim_docker_host }}"}},
-            "tasks": tasks,
+            "tasks": [on_community_docker_python(task) for task in tasks],
         }]
         (run_dir / "inventory.yml").write_text(yaml.safe_dump(inventory))
         (run_dir / "playbook.yml").write_text(yaml.safe_dump(playbook, sort_keys=False))

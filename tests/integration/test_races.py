@@ -66,9 +66,10 @@ def assert_skipped(outcome, status, fragment):
 def test_image_deleted_since_the_plan(engine, prefix):
     scenario.build(engine.docker_host, {"images": [{"name": "a", "tags": ["lab/a:1"], "layers": ["own"]}]}, prefix=prefix)
     client = engine_client(engine)
+    api = scenario.client(engine.docker_host)  # the test's own hand on the engine
     snapshot, actions = planned_removal(client, [f"{prefix}/lab/a:1"])
     assert [a["action"] for a in actions] == ["delete_image"]
-    client.api.remove_image(f"{prefix}/lab/a:1")
+    api.remove_image(f"{prefix}/lab/a:1")
     [outcome] = apply_plan(client, snapshot, actions)
     assert_skipped(outcome, 404, "no such image")
 
@@ -77,34 +78,36 @@ def test_container_created_since_the_plan_keeps_the_image(engine, prefix):
     built = scenario.build(engine.docker_host, {"images": [{"name": "b", "tags": ["lab/b:1"], "layers": ["own"]}]},
                            prefix=prefix)
     client = engine_client(engine)
+    api = scenario.client(engine.docker_host)  # the test's own hand on the engine
     snapshot, actions = planned_removal(client, [f"{prefix}/lab/b:1"])
-    container = client.api.create_container(f"{prefix}/lab/b:1", command=["/bin/busybox", "true"],
-                                            host_config=client.api.create_host_config(network_mode="none"))["Id"]
+    container = api.create_container(f"{prefix}/lab/b:1", command=["/bin/busybox", "true"],
+                                     host_config=api.create_host_config(network_mode="none"))["Id"]
     try:
         outcomes = apply_plan(client, snapshot, actions)
         assert_skipped(outcomes[-1], 409, "conflict")
         assert container[:12] in outcomes[-1]["engine_reason"]
         # Never retried with force: the image and its tag are still there.
-        assert image_exists(client.api, f"{prefix}/lab/b:1") and image_exists(client.api, built.images["b"]["id"])
+        assert image_exists(api, f"{prefix}/lab/b:1") and image_exists(api, built.images["b"]["id"])
     finally:
-        client.api.remove_container(container)
+        api.remove_container(container)
 
 
 def test_container_started_since_the_plan_is_not_removed(engine, prefix):
     scenario.build(engine.docker_host, {"images": [{"name": "c", "tags": ["lab/c:1"], "layers": ["own"]}]}, prefix=prefix)
     client = engine_client(engine)
-    container = client.api.create_container(f"{prefix}/lab/c:1", command=["/bin/busybox", "sleep", "600"],
-                                            labels={"reclaim.test": prefix}, stop_signal="SIGKILL",
-                                            host_config=client.api.create_host_config(network_mode="none"))["Id"]
+    api = scenario.client(engine.docker_host)  # the test's own hand on the engine
+    container = api.create_container(f"{prefix}/lab/c:1", command=["/bin/busybox", "sleep", "600"],
+                                     labels={"reclaim.test": prefix}, stop_signal="SIGKILL",
+                                     host_config=api.create_host_config(network_mode="none"))["Id"]
     try:
         snapshot, actions = planned_prune(client, prefix, "containers")
         assert [a["container"] for a in actions] == [container]
-        client.api.start(container)
+        api.start(container)
         [outcome] = apply_plan(client, snapshot, actions)
         assert_skipped(outcome, 409, "running")
-        assert client.api.inspect_container(container)["State"]["Running"] is True
+        assert api.inspect_container(container)["State"]["Running"] is True
     finally:
-        client.api.remove_container(container, force=True)
+        api.remove_container(container, force=True)
 
 
 def test_volume_used_since_the_plan_is_not_removed(engine, prefix):
@@ -112,16 +115,17 @@ def test_volume_used_since_the_plan_is_not_removed(engine, prefix):
         "images": [{"name": "v", "tags": ["lab/v:1"], "layers": ["own"]}],
         "volumes": [{"name": "data", "labels": {"reclaim.test": prefix}, "bytes": 1000}]}, prefix=prefix)
     client = engine_client(engine)
+    api = scenario.client(engine.docker_host)  # the test's own hand on the engine
     snapshot, actions = planned_prune(client, prefix, "volumes")
     assert [a["volume"] for a in actions] == [built.volumes["data"]]
-    binds = client.api.create_host_config(binds=[f"{built.volumes['data']}:/data"], network_mode="none")
-    user = client.api.create_container(f"{prefix}/lab/v:1", command=["/bin/busybox", "true"], host_config=binds)["Id"]
+    binds = api.create_host_config(binds=[f"{built.volumes['data']}:/data"], network_mode="none")
+    user = api.create_container(f"{prefix}/lab/v:1", command=["/bin/busybox", "true"], host_config=binds)["Id"]
     try:
         [outcome] = apply_plan(client, snapshot, actions)
         assert_skipped(outcome, 409, "in use")
-        assert client.api.inspect_volume(built.volumes["data"])["Name"] == built.volumes["data"]
+        assert api.inspect_volume(built.volumes["data"])["Name"] == built.volumes["data"]
     finally:
-        client.api.remove_container(user)
+        api.remove_container(user)
 
 
 def test_bytes_after_a_race_are_priced_from_what_took_effect(engine, prefix):
@@ -134,11 +138,12 @@ def test_bytes_after_a_race_are_priced_from_what_took_effect(engine, prefix):
                        for i in range(4)]}
     built = scenario.build(engine.docker_host, spec, prefix=prefix)
     client = engine_client(engine)
+    api = scenario.client(engine.docker_host)  # the test's own hand on the engine
     snapshot, actions = planned_prune(client, prefix, "images")
     assert [a["image"] for a in actions] == [built.images[f"s{i}"]["id"] for i in range(4)]
     assert actions[-1]["bytes"] > actions[0]["bytes"], "the plan prices the shared layers into the last deletion"
-    holder = client.api.create_container(actions[0]["image"], command=["/bin/busybox", "true"],
-                                         host_config=client.api.create_host_config(network_mode="none"))["Id"]
+    holder = api.create_container(actions[0]["image"], command=["/bin/busybox", "true"],
+                                  host_config=api.create_host_config(network_mode="none"))["Id"]
     # After the container: the containerd store's LayersSize counts its snapshots.
     before = scenario.layers_size(engine.docker_host)
     try:
@@ -149,7 +154,7 @@ def test_bytes_after_a_race_are_priced_from_what_took_effect(engine, prefix):
         assert snapshot.inexact_reason is None, snapshot.inexact_reason
         assert sum(o["bytes"] for o in outcomes) == dropped > 0
     finally:
-        client.api.remove_container(holder)
+        api.remove_container(holder)
 
 
 # What a round does to a planned image between plan and apply, and what apply must then report.
@@ -161,19 +166,18 @@ MUTATIONS = {
 }
 
 
-def mutate(client, action, mutation, tag):
+def mutate(api, action, mutation, tag):
     """Change the engine under ACTION as MUTATION says; return the container made, if any."""
     if mutation == "removed by someone else":
-        client.api.remove_image(action["image"], noprune=True)
+        api.remove_image(action["image"], noprune=True)
         return None
     if mutation == "tagged again":
-        client.api.tag(action["image"], f"{tag}/again", "1")
+        api.tag(action["image"], f"{tag}/again", "1")
         return None
-    container = client.api.create_container(action["image"], command=["/bin/busybox", "sleep", "600"],
-                                            stop_signal="SIGKILL",
-                                            host_config=client.api.create_host_config(network_mode="none"))["Id"]
+    container = api.create_container(action["image"], command=["/bin/busybox", "sleep", "600"], stop_signal="SIGKILL",
+                                     host_config=api.create_host_config(network_mode="none"))["Id"]
     if mutation == "running container":
-        client.api.start(container)
+        api.start(container)
     return container
 
 
@@ -182,6 +186,7 @@ def test_race_rounds(engine, prefix):
     layers, planned for pruning; some are used, removed or tagged again before the apply. Each race must be the
     reported skip or partial it is, an image in use must stay, and the bytes must be what the engine freed."""
     client = engine_client(engine)
+    api = scenario.client(engine.docker_host)  # the test's own hand on the engine
     for round_no in range(int(os.environ.get("RECLAIM_RACE_ROUNDS", "3"))):
         rng = random.Random(round_no)
         tag = f"{prefix}r{round_no}"
@@ -199,7 +204,7 @@ def test_race_rounds(engine, prefix):
             # can tell from a plan (docker image prune has it too), so only images planned by a tag are tagged again.
             choices = [m for m in MUTATIONS if m != "tagged again" or action["reference"] != action["image"]]
             fates[action["image"]] = rng.choice(choices)
-        containers = [c for c in (mutate(client, a, fates[a["image"]], tag) for a in actions if a["image"] in fates)
+        containers = [c for c in (mutate(api, a, fates[a["image"]], tag) for a in actions if a["image"] in fates)
                       if c]
         try:
             before = scenario.layers_size(engine.docker_host)
@@ -212,9 +217,9 @@ def test_race_rounds(engine, prefix):
                 if engine_status:
                     assert outcome["engine_status"] == engine_status, outcome
             for container in containers:
-                assert image_exists(client.api, client.api.inspect_container(container)["Image"])
+                assert image_exists(api, api.inspect_container(container)["Image"])
             assert snapshot.inexact_reason is None, snapshot.inexact_reason
             assert sum(o["bytes"] for o in outcomes) == dropped, (round_no, fates)
         finally:
             for container in containers:
-                client.api.remove_container(container, force=True)
+                api.remove_container(container, force=True)

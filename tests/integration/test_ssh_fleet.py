@@ -150,6 +150,9 @@ def test_a_module_reaches_an_engine_at_an_ssh_docker_host(tmp_path, fleet):
     """ssh1's login user runs the module there (a bastion), against ssh3's engine through ssh3's sshd."""
     bastion, target = fleet.hosts["ssh1"], fleet.hosts["ssh3"]
     ssh_fleet.client_config(fleet, bastion.user)
+    # Its own dangling image, whatever the other tests left on the engine.
+    dangling = scenario.build(target.engine.docker_host, {"images": [
+        {"name": "d", "tags": [], "layers": ["bastion-own"], "labels": {"bastion": "1"}}]}, prefix="bastion")
     url = target.ssh_url
     playbook = tmp_path / "through-ssh.yml"
     playbook.write_text(yaml.safe_dump([{
@@ -158,12 +161,17 @@ def test_a_module_reaches_an_engine_at_an_ssh_docker_host(tmp_path, fleet):
             {"name": "through ssh", "reclaim.docker.disk_usage_info": {"docker_host": url}, "register": "over_ssh"},
             {"name": "on the host", "reclaim.docker.disk_usage_info": {"docker_host": target.engine.docker_host},
              "become": True, "register": "local"},
-            {"name": "prune through ssh", "reclaim.docker.prune": {"docker_host": url, "images": True},
+            {"name": "prune through ssh", "reclaim.docker.prune": {
+                "docker_host": url, "images": True, "images_filters": {"label": "bastion=1"}},
              "check_mode": True, "register": "pruned"},
+            {"name": "prune on the host", "reclaim.docker.prune": {
+                "docker_host": target.engine.docker_host, "images": True, "images_filters": {"label": "bastion=1"}},
+             "check_mode": True, "become": True, "register": "pruned_locally"},
             {"name": "nothing listens there", "reclaim.docker.disk_usage_info": {
                 "docker_host": f"ssh://{ssh_fleet.MEMBER}@localhost:1"}, "register": "refused", "ignore_errors": True},
             {"name": "results", "ansible.builtin.copy": {
-                "content": "{{ {'over_ssh': over_ssh, 'local': local, 'pruned': pruned, 'refused': refused} | to_json }}",
+                "content": "{{ {'over_ssh': over_ssh, 'local': local, 'pruned': pruned, 'pruned_locally': pruned_locally, "
+                           "'refused': refused} | to_json }}",
                 "dest": str(tmp_path / "results.json"), "mode": "0644"}, "delegate_to": "localhost",
              "become": False},
         ]}]))
@@ -178,7 +186,15 @@ def test_a_module_reaches_an_engine_at_an_ssh_docker_host(tmp_path, fleet):
     assert over_ssh["engine"]["id"] == local["engine"]["id"] and over_ssh["engine"]["image_store"] == "containerd"
     assert over_ssh["disk_usage"]["images"] == local["disk_usage"]["images"]
     assert "filesystem" not in over_ssh or over_ssh["filesystem"] is None  # not this host's disk
-    assert results["pruned"]["reclaimed_bytes"] > 0 and not results["pruned"].get("failed")
+    assert results["pruned"]["images"] == [dangling.images["d"]["id"]] and not results["pruned"].get("failed")
+    remote, local_prune = results["pruned"], results["pruned_locally"]
+    assert remote["images"] == local_prune["images"]
+    assert [o["id"] for o in remote["plan"]["objects"]] == [o["id"] for o in local_prune["plan"]["objects"]]
+    # The containerd store's content blobs are files on the Docker host: a module elsewhere cannot size them, and
+    # says so (the snapshot's bytes it does know).
+    assert local_prune["exact"] is True and remote["exact"] is False, remote
+    assert "content store" in remote["inexact_reason"]
+    assert 0 < remote["reclaimed_bytes"] < local_prune["reclaimed_bytes"]
     refused = results["refused"]
     assert refused["failed"] and "docker system dial-stdio" in refused["msg"] and "ssh exited with 255" in refused["msg"]
 
