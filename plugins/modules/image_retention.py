@@ -68,7 +68,7 @@ options:
     description:
       - Percent of the filesystem holding Docker's root directory. Above it, unused unprotected images are evicted, least
         recently used first, until the predicted usage is at or below O(low_watermark). Never one of the O(keep_last)
-        newest of a repository: when only such images (or protected, in-use or too young ones) are left, eviction stops
+        newest of a repository; when only such images (or protected, in-use or too young ones) are left, eviction stops
         short of O(low_watermark), and RV(eviction) and a warning say by how much and what holds the rest.
       - Needs the module to run on the Docker host (a C(unix://) O(docker_host)). Reads every image's layer chain, since
         which images go depends on exactly what each frees.
@@ -260,7 +260,9 @@ eviction:
       description: Whether usage was above the high mark, so that eviction ran.
       type: bool
     low_mark_bytes:
-      description: Where eviction stops, in bytes of the filesystem's usage (O(low_watermark)) or of image storage (O(max_images_bytes)).
+      description:
+        - Where eviction stops, in bytes of the filesystem's usage (O(low_watermark)) or of image storage
+          (O(max_images_bytes)).
       type: int
     usage_after_bytes:
       description: That usage once the plan is carried out, as predicted from the layer graph.
@@ -338,7 +340,11 @@ plan:
   sample:
     engine_id: "4c3e2b1a-0d9f-4e8d-b7c6-a5f4e3d2c1b0"
     objects:
-      - {type: image, id: "sha256:3f2a9c1b7d0e5a6b8c9d0e1f2a3b4c5d6e7f8a9b0c1d2e3f4a5b6c7d8e9f0a1b", name: "app:1.0", references: ["app:1.0"], bytes: 2500000}
+      - type: image
+        id: sha256:3f2a9c1b7d0e5a6b8c9d0e1f2a3b4c5d6e7f8a9b0c1d2e3f4a5b6c7d8e9f0a1b
+        name: "app:1.0"
+        references: [app:1.0]
+        bytes: 2500000
 not_approved:
   description:
     - With O(approved), the items this run would have removed without it and kept because they are not approved,
@@ -347,14 +353,21 @@ not_approved:
   type: list
   elements: dict
   sample:
-    - {type: image, id: "sha256:9c1b7d0e5a6b8c9d0e1f2a3b4c5d6e7f8a9b0c1d2e3f4a5b6c7d8e9f0a1b3f2a", name: "app:0.9", references: ["app:0.9"], bytes: 300000}
+    - type: image
+      id: sha256:9c1b7d0e5a6b8c9d0e1f2a3b4c5d6e7f8a9b0c1d2e3f4a5b6c7d8e9f0a1b3f2a
+      name: "app:0.9"
+      references: [app:0.9]
+      bytes: 300000
 skipped_items:
   description: Each item of O(approved) this run keeps, with why (in use, tagged since, gone, within the policy now).
   returned: always
   type: list
   elements: dict
   sample:
-    - {type: image, id: "sha256:8e9f0a1b2c3d4e5f6a7b8c9d0e1f2a3b4c5d6e7f8a9b0c1d2e3f4a5b6c7d8e9f", name: "app:0.8", reason: "approved, but gone since the plan was made"}
+    - type: image
+      id: sha256:8e9f0a1b2c3d4e5f6a7b8c9d0e1f2a3b4c5d6e7f8a9b0c1d2e3f4a5b6c7d8e9f
+      name: app:0.8
+      reason: approved, but gone since the plan was made
 actions:
   description: The ordered plan with reasons and bytes; after a real run, each with its status.
   returned: always

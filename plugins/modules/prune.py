@@ -330,7 +330,10 @@ skipped_items:
   type: list
   elements: dict
   sample:
-    - {type: image, id: "sha256:5b6c7d8e9f0a1b2c3d4e5f6a7b8c9d0e1f2a3b4c5d6e7f8a9b0c1d2e3f4a5b6c", name: 5b6c7d8e9f0a, reason: "protected: label keep"}
+    - type: image
+      id: sha256:5b6c7d8e9f0a1b2c3d4e5f6a7b8c9d0e1f2a3b4c5d6e7f8a9b0c1d2e3f4a5b6c
+      name: 5b6c7d8e9f0a
+      reason: "protected: label keep"
 plan:
   description:
     - What this run's plan removes (in check mode, what a real run would), item by item, and the engine it was made on;
@@ -352,9 +355,20 @@ plan:
   sample:
     engine_id: "4c3e2b1a-0d9f-4e8d-b7c6-a5f4e3d2c1b0"
     objects:
-      - {type: container, id: "9c1b7d0e5a6b8c9d0e1f2a3b4c5d6e7f8a9b0c1d2e3f4a5b6c7d8e9f0a1b3f2a", name: batch-job, bytes: 300000}
-      - {type: image, id: "sha256:3f2a9c1b7d0e5a6b8c9d0e1f2a3b4c5d6e7f8a9b0c1d2e3f4a5b6c7d8e9f0a1b", name: 3f2a9c1b7d0e, references: [], bytes: 2500000}
-      - {type: image, id: "sha256:7d0e5a6b8c9d0e1f2a3b4c5d6e7f8a9b0c1d2e3f4a5b6c7d8e9f0a1b3f2a9c1b", name: "app:1.0", references: ["app:1.0"], bytes: 1500000}
+      - type: container
+        id: 9c1b7d0e5a6b8c9d0e1f2a3b4c5d6e7f8a9b0c1d2e3f4a5b6c7d8e9f0a1b3f2a
+        name: batch-job
+        bytes: 300000
+      - type: image
+        id: sha256:3f2a9c1b7d0e5a6b8c9d0e1f2a3b4c5d6e7f8a9b0c1d2e3f4a5b6c7d8e9f0a1b
+        name: 3f2a9c1b7d0e
+        references: []
+        bytes: 2500000
+      - type: image
+        id: sha256:7d0e5a6b8c9d0e1f2a3b4c5d6e7f8a9b0c1d2e3f4a5b6c7d8e9f0a1b3f2a9c1b
+        name: "app:1.0"
+        references: [app:1.0]
+        bytes: 1500000
 not_approved:
   description:
     - With O(approved), the items this run would have removed without it and kept because they are not approved,
@@ -363,7 +377,10 @@ not_approved:
   type: list
   elements: dict
   sample:
-    - {type: container, id: "2e3f4a5b6c7d8e9f0a1b2c3d4e5f6a7b8c9d0e1f2a3b4c5d6e7f8a9b0c1d2e3f", name: nightly-report, bytes: 120000}
+    - type: container
+      id: 2e3f4a5b6c7d8e9f0a1b2c3d4e5f6a7b8c9d0e1f2a3b4c5d6e7f8a9b0c1d2e3f
+      name: nightly-report
+      bytes: 120000
 actions:
   description: The ordered plan, each action with its reason, the bytes it frees and, after a real run, its status.
   returned: always

@@ -174,9 +174,13 @@ class Exited(Exception):
 
 def finish(actions):
     """Pipeline.finish on ACTIONS: (failed, result)."""
+    def exit_with(failed):
+        def exit_json(**result):
+            raise Exited(failed, result)
+        return exit_json
     module = mock.Mock(check_mode=False)
-    module.fail_json.side_effect = lambda **result: (_ for _ in ()).throw(Exited(True, result))
-    module.exit_json.side_effect = lambda **result: (_ for _ in ()).throw(Exited(False, result))
+    module.fail_json.side_effect = exit_with(True)
+    module.exit_json.side_effect = exit_with(False)
     pipeline = Pipeline.__new__(Pipeline)
     pipeline.module, pipeline.lock, pipeline.inexact_reason = module, None, None
     with pytest.raises(Exited) as exited:
