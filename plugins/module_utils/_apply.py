@@ -7,7 +7,9 @@
 """Apply a plan: one engine call per action, and nothing else; then price what took effect.
 
 An answer that the world changed since the snapshot (404: already gone, 409: now in use) makes the action
-a reported skip with the engine's reason. Nothing is ever retried, and never with force.
+a reported skip with the engine's reason. Nothing is ever retried, and never with force. A call sent without an
+answer is `unknown`: the engine may still carry it out, so it is neither done nor failed unless its object is found
+gone afterwards; the next run, reading the engine afresh, settles it.
 
 Independent actions run concurrently, in waves that keep the order that matters: an image's actions in plan order,
 a container before the image it holds, a child image before its parent, containers before the networks and volumes
@@ -132,9 +134,15 @@ def _apply_one(client, action):
         outcome.update(status="skipped" if status in RACE_STATUSES else "failed", bytes=0,
                        engine_status=status, engine_reason=exc.explanation or str(exc))
         return outcome
+    except (ConnectionRefusedError, FileNotFoundError) as exc:
+        # Refused at connect (or no socket at all): nothing reached the engine.
+        outcome.update(status="failed", bytes=0, engine_status=None,
+                       engine_reason=f"the engine could not be reached, so the call was not sent: {exc}")
+        return outcome
     except OSError as exc:
-        # The connection, not the engine's answer: we cannot know what happened.
-        outcome.update(status="failed", bytes=0, engine_status=None, engine_reason=f"no answer from the engine: {exc}")
+        # Sent, and no answer: the engine may have done it, or may still.
+        # The bytes stay the plan's until reprice() prices what it would free.
+        outcome.update(status="unknown", engine_status=None, engine_reason=f"no answer from the engine: {exc}")
         return outcome
     outcome["status"] = "done"
     if action["action"] == "prune_build_cache":
@@ -150,17 +158,19 @@ def _apply_one(client, action):
 
 
 def apply_plan(client, snapshot, actions, workers=APPLY_WORKERS):
-    """Execute ACTIONS; return them in plan order, annotated with status done, skipped, partial, failed or not_run,
-    and priced by what took effect. After a failure (the engine's error or no answer) no further call is started:
-    the calls already under way finish, the rest are not_run, and a call that got no answer is checked afterwards."""
+    """Execute ACTIONS; return them in plan order, annotated with status done, skipped, partial, failed, unknown or
+    not_run, and priced by what took effect (an unknown one by what it would free if it did). After a failure (the
+    engine's error, or a call without an answer) no further call is started: the calls already under way finish, the
+    rest are not_run, and a call that got no answer is checked afterwards."""
     plan_waves = waves(snapshot, actions)
     halted = threading.Event()
 
     def run(i):
         if halted.is_set():
-            return dict(actions[i], status="not_run", bytes=0, engine_reason="not attempted: an earlier call failed")
+            return dict(actions[i], status="not_run", bytes=0,
+                        engine_reason="not attempted: an earlier call failed or got no answer")
         outcome = _apply_one(client, actions[i])
-        if outcome["status"] == "failed":
+        if outcome["status"] in ("failed", "unknown"):
             halted.set()
         return outcome
 
@@ -171,7 +181,7 @@ def apply_plan(client, snapshot, actions, workers=APPLY_WORKERS):
             for i, outcome in zip(indices, pool.map(run, indices)):
                 outcomes[i] = outcome
     for outcome in outcomes:
-        if outcome["status"] == "failed" and outcome["engine_status"] is None:
+        if outcome["status"] == "unknown":
             _check_unanswered(client, outcome)
     return reprice(snapshot, outcomes, _gone_before(client, outcomes))
 
@@ -207,11 +217,12 @@ def _removed_object(outcome):
 
 
 def _check_unanswered(client, outcome):
-    """A call that got no answer may still have taken effect (a slow engine answers after our timeout): ask whether
-    its object is still there, and report what was found."""
+    """A call that got no answer may have taken effect (a slow engine answers after our timeout), or may still (a
+    frozen engine carries it out when it resumes): ask whether its object is gone. Gone is done; still there proves
+    nothing, so the outcome stays unknown, with what was found."""
     path, image_id = _removed_object(outcome)
     if path is None:
-        outcome["engine_reason"] += "; whether it took effect is unknown"
+        outcome["engine_reason"] += "; whether it took effect is unknown: there is no one object to ask about"
         return
     try:
         found = client.request("GET", path)
@@ -224,7 +235,8 @@ def _check_unanswered(client, outcome):
         outcome["engine_reason"] += "; whether it took effect is unknown: the engine still gives no answer"
         return
     if found is not None and (image_id is None or found.get("Id") == image_id):
-        outcome["engine_reason"] += "; it had not taken effect when checked afterwards"
+        outcome["engine_reason"] += ("; it was still there when checked afterwards, but the engine may yet carry the "
+                                     "call out: whether it takes effect is unknown")
         return
     outcome.update(status="done", engine_reason=outcome["engine_reason"] + "; it had taken effect when checked afterwards")
     if outcome["action"] == "force_untag":
@@ -243,33 +255,44 @@ def _image_gone(client, image_id):
 
 def reprice(snapshot, outcomes, gone_before=frozenset()):
     """The bytes of each action that took effect, by the plan's own accounting replayed over those actions alone:
-    a layer an action that did not happen still holds is freed by nobody. GONE_BEFORE (image and container IDs)
-    were removed by someone else before the apply: they hold nothing, and free nothing of ours."""
+    a layer an action that did not happen still holds is freed by nobody. Then each unknown action's, by what it
+    would free on top if the engine carried it out. GONE_BEFORE (image and container IDs) were removed by someone
+    else before the apply: they hold nothing, and free nothing of ours."""
     accounting = Accounting(snapshot)
     for object_id in sorted(gone_before):
         if object_id in snapshot.images:
             accounting.delete_image(object_id)
         else:
             accounting.remove_container(object_id)
-    for outcome in outcomes:
-        if outcome.get("status", "done") != "done":
-            continue
-        action_name = outcome["action"]
-        if action_name == "remove_container":
-            outcome["bytes"] = accounting.remove_container(outcome["container"])
-        elif action_name == "delete_image":
-            outcome["bytes"] = accounting.delete_image(outcome["image"])
-        elif action_name == "force_untag":
-            # Its stopped containers keep every layer: only the record's content (containerd store) can be freed.
-            outcome["bytes"] = accounting.delete_image(outcome["image"]) if outcome["record_deleted"] else 0
-        elif action_name == "delete_platform":
-            outcome["bytes"] = sum(accounting.delete_platform(digest) for digest in outcome["manifests"])
+    for status in ("done", "unknown"):
+        for outcome in outcomes:
+            if outcome.get("status", "done") == status:
+                _price(accounting, outcome)
     return outcomes
+
+
+def _price(accounting, outcome):
+    action_name = outcome["action"]
+    if action_name == "remove_container":
+        outcome["bytes"] = accounting.remove_container(outcome["container"])
+    elif action_name == "delete_image":
+        outcome["bytes"] = accounting.delete_image(outcome["image"])
+    elif action_name == "force_untag":
+        # Its stopped containers keep every layer: only the record's content (containerd store) can be freed.
+        outcome["bytes"] = accounting.delete_image(outcome["image"]) if outcome["record_deleted"] else 0
+    elif action_name == "delete_platform":
+        outcome["bytes"] = sum(accounting.delete_platform(digest) for digest in outcome["manifests"])
 
 
 def took_effect(actions):
     """The actions that happened: all of a check run's (they carry no status), the done ones of a real run."""
     return [a for a in actions if a.get("status", "done") == "done"]
+
+
+def unanswered(actions):
+    """The actions of a real run that got no answer and were not found done afterwards: the engine may still carry
+    them out."""
+    return [a for a in actions if a.get("status") == "unknown"]
 
 
 def untagged_by(actions):

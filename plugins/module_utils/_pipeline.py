@@ -9,8 +9,8 @@
 Each module parses its own options, makes its own plan and result, and names its own problems; the steps here own
 the rest: the engine's lock (a real run of a module that changes the engine reads, plans and applies under it), engine
 errors while reading, the layer cache, check mode, the result keys every module returns
-(changed, reclaimed_bytes, exact, actions) and the failure policy (a failed action, or a problem the module names, fails
-the task with every outcome still in the result).
+(changed, reclaimed_bytes, unknown_bytes, exact, actions) and the failure policy (a failed or unknown action, or a
+problem the module names, fails the task with every outcome still in the result).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from __future__ import annotations
 import time
 from contextlib import contextmanager
 
-from ansible_collections.reclaim.docker.plugins.module_utils._apply import apply_plan, took_effect
+from ansible_collections.reclaim.docker.plugins.module_utils._apply import apply_plan, took_effect, unanswered
 from ansible_collections.reclaim.docker.plugins.module_utils._connection import APIError, connect_module
 from ansible_collections.reclaim.docker.plugins.module_utils._layer_cache import LayerCache
 from ansible_collections.reclaim.docker.plugins.module_utils._lock import (
@@ -194,15 +194,20 @@ class Pipeline:
         return apply_plan(self.client, snapshot, plan.actions)
 
     def finish(self, actions, result, problems=(), failure="Could not complete"):
-        """Exit with RESULT and the common keys; fail, naming every problem, when an action failed or PROBLEMS.
-        A failure during apply says what took effect (those actions keep their bytes in the result) and what not."""
+        """Exit with RESULT and the common keys; fail, naming every problem, when an action failed or got no answer
+        (unknown), or PROBLEMS. A failure during apply says what took effect (those actions keep their bytes in the
+        result), what may yet (unknown: its bytes apart, in unknown_bytes) and what not."""
         done = took_effect(actions)
-        result = dict(result, changed=any(changed_something(a) for a in done),
-                      reclaimed_bytes=sum(a["bytes"] for a in done), exact=self.inexact_reason is None, actions=actions)
+        unknown = unanswered(actions)
+        # An unknown call may have changed the engine: changed says so, as it would for a done one.
+        result = dict(result, changed=any(changed_something(a) for a in done) or bool(unknown),
+                      reclaimed_bytes=sum(a["bytes"] for a in done), unknown_bytes=sum(a["bytes"] for a in unknown),
+                      exact=self.inexact_reason is None, actions=actions)
         if self.inexact_reason:
             result["inexact_reason"] = self.inexact_reason
         problems = list(problems) + [f"{action_label(a)}: {a['engine_reason']}"
                                      for a in actions if a.get("status") == "failed"]
+        problems += [f"{action_label(a)} (status unknown): {a['engine_reason']}" for a in unknown]
         not_run = sum(a.get("status") == "not_run" for a in actions)
         if not_run:
             # What stopped the run may be a call found done afterwards (a slow engine): it is named too.
@@ -211,11 +216,23 @@ class Pipeline:
             problems.append(f"{not_run} more action(s) not started after that (status not_run)")
         self.release()
         if problems:
-            stopped = any(a.get("status") in ("failed", "not_run") for a in actions)
-            progress = (f" ({len(done)} of {len(actions)} actions took effect, freeing {result['reclaimed_bytes']} "
-                        "bytes: see actions; a rerun plans the rest afresh)" if stopped else "")
-            self.module.fail_json(msg=f"{failure}{progress}: " + "; ".join(problems), **result)
+            self.module.fail_json(msg=f"{failure}{progress(actions, result)}: " + "; ".join(problems), **result)
         self.module.exit_json(**result)
+
+
+def progress(actions, result):
+    """What a message says of an apply that stopped: what took effect, what may yet, and that a rerun settles the
+    rest. Empty when every action ran and answered."""
+    statuses = [a.get("status") for a in actions]
+    if not any(status in ("failed", "unknown", "not_run") for status in statuses):
+        return ""
+    said = (f" ({statuses.count('done')} of {len(actions)} actions took effect, freeing {result['reclaimed_bytes']} "
+            "bytes")
+    if "unknown" not in statuses:
+        return said + ": see actions; a rerun plans the rest afresh)"
+    return said + (f"; {statuses.count('unknown')} got no answer and may still take effect, freeing up to "
+                   f"{result['unknown_bytes']} bytes more (status unknown, unknown_bytes): see actions; a rerun reads "
+                   "the engine afresh, which settles them, and plans the rest)")
 
 
 def action_label(action):

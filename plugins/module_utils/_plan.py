@@ -28,6 +28,7 @@ class Plan:
     not_approved  items the run would remove without its approved plan (see _approval.finish_plan).
     violations images outside a retention policy, with reasons and what enforcing does (image_retention).
     kept       images a retention policy keeps, with the category and detail of why (image_retention).
+    eviction   under a disk-pressure mark, how far eviction gets and what holds the rest (image_retention).
     """
 
     def __init__(self):
@@ -39,6 +40,7 @@ class Plan:
         self.not_approved = []
         self.violations = {}
         self.kept = {}
+        self.eviction = None
 
     def add(self, action, **fields):
         entry = dict(action=action, **fields)

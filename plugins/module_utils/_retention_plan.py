@@ -6,12 +6,15 @@
 
 """The retention planner: which images violate a policy, why, what enforcing it does and frees. Pure.
 
-Policy: keep the last N images per repository, nothing older than max_age, dangling images out, and under disk
-pressure evict unused images least recently used first until usage is at the low mark. Never anything protected,
-in use (by any container, running or stopped), or younger than min_age.
+Policy: the N newest images of each repository are a floor (keep_last) that nothing else in the policy crosses;
+outside it, a tag goes when keep_last alone is set, or when it is older than max_age; dangling images out; and under
+disk pressure unused images outside the floor are evicted least recently used first until usage is at the low mark.
+Never anything protected, in use (by any container, running or stopped), or younger than min_age.
 """
 
 from __future__ import annotations
+
+import math
 
 from ansible_collections.reclaim.docker.plugins.module_utils._approval import Approval
 from ansible_collections.reclaim.docker.plugins.module_utils._filters import Hold
@@ -101,20 +104,33 @@ class RetentionPlanner:
                     self._keep(image, "dangling_excluded", "dangling: false")
                 continue
             too_old = policy.max_age is not None and image.created < policy.now - policy.max_age
+            floor = set()
             for tag in image.repo_tags:
-                rank = ranks[(repository_of(tag), image.id)]
-                if policy.keep_last is not None and rank >= policy.keep_last:
-                    self._violate(image, f"not among the last {policy.keep_last} of {repository_of(tag)}", [tag])
-                if too_old:
-                    self._violate(image, "older than max_age", [tag])
-            if image.id not in self.plan.violations:
-                within_keep_last = policy.keep_last is not None
-                self._keep(image, "keep_last" if within_keep_last else "within_policy",
-                           f"among the last {policy.keep_last} of its repositories" if within_keep_last else "")
+                repository = repository_of(tag)
+                if policy.keep_last is not None and ranks[(repository, image.id)] < policy.keep_last:
+                    floor.add(repository)  # among the N newest: max_age and disk pressure never take the tag
+                    continue
+                for reason in self._reasons_outside_the_floor(repository, too_old):
+                    self._violate(image, reason, [tag])
+            if image.id in self.plan.violations:
+                continue
+            if floor:
+                self._keep(image, "keep_last", f"among the last {policy.keep_last} of {', '.join(sorted(floor))}")
+            else:
+                self._keep(image, "within_policy", "not older than max_age" if policy.max_age is not None else "")
         self._enforce_violations()
         if policy.pressure:
             self._relieve_pressure()
         return self.plan
+
+    def _reasons_outside_the_floor(self, repository, too_old):
+        """Why a tag outside the keep_last floor of REPOSITORY violates the policy: keep_last alone takes it; with
+        max_age, only when the image is older (the floor is set aside first, then max_age applies to the rest)."""
+        policy = self.policy
+        if policy.max_age is not None and not too_old:
+            return []
+        reasons = [f"not among the last {policy.keep_last} of {repository}"] if policy.keep_last is not None else []
+        return reasons + (["older than max_age"] if too_old else [])
 
     def _delete(self, image, reason):
         freed, kept_parents = self.images_left.delete_unused(image, reason, self._why_parent_stays)
@@ -154,13 +170,22 @@ class RetentionPlanner:
     def _relieve_pressure(self):
         pressure = self.policy.pressure
         used = pressure["used"] - self.plan.reclaimed_bytes
-        if pressure["used"] <= pressure["high"]:
-            return
+        over = pressure["used"] > pressure["high"]
+        if over:
+            used = self._evict(pressure, used)
+        kept = [k["reason"] for k in self.plan.kept.values()]
+        self.plan.eviction = dict(
+            mark=pressure["mark"], over_high_mark=over, low_mark_bytes=int(pressure["low"]), usage_after_bytes=int(used),
+            short_by_bytes=math.ceil(used - pressure["low"]) if over and used > pressure["low"] else 0,
+            held={category: kept.count(category) for category in KEPT_REASONS if category != "within_policy"})
+
+    def _evict(self, pressure, used):
+        """Delete unused images within the policy, least recently used first, until USED is at the low mark; the
+        usage left."""
         kept = self.plan.kept
-        # dangling: false takes dangling images out of the policy, disk pressure included.
-        eligible = [self.snapshot.images[i] for i, k in kept.items() if k["reason"] in ("keep_last", "within_policy")]
-        # Least recently used first; images that keep_last keeps go last.
-        eligible.sort(key=lambda i: (kept[i.id]["reason"] == "keep_last", last_use(self.snapshot, i)[0], i.id))
+        # Only images within the policy: not the keep_last floor, nor (dangling: false) dangling images.
+        eligible = [self.snapshot.images[i] for i, k in kept.items() if k["reason"] == "within_policy"]
+        eligible.sort(key=lambda i: (last_use(self.snapshot, i)[0], i.id))
         # The configured mark, not live byte counts: a check run and the real run must give the same reasons.
         reason = f"disk pressure: over {pressure['mark']}"
         for image in eligible:
@@ -173,6 +198,7 @@ class RetentionPlanner:
             used -= freed
             self.plan.violations[image.id] = dict(reasons=[reason], untag=set(image.repo_tags), action="delete",
                                                   bytes=freed)
+        return used
 
 
 def plan_retention(snapshot, policy, approval=None):

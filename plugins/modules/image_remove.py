@@ -22,6 +22,9 @@ description:
     Check mode is the same plan without the apply, so it predicts the real run.
   - If the engine answers that something changed since the read (404 gone, 409 now in use), that action is skipped and
     reported with the engine's reason; nothing is retried, and never with force.
+  - A call that gets no answer within O(timeout) may still be carried out by the engine. It is reported with status
+    V(unknown) unless its object is found gone afterwards, its bytes in RV(unknown_bytes), apart from
+    RV(reclaimed_bytes); the task fails naming it, and the next run, which reads the engine afresh, settles it.
 extends_documentation_fragment:
   - reclaim.docker._docker
   - reclaim.docker._layer_cache
@@ -161,6 +164,7 @@ removed_containers:
   returned: always
   type: list
   elements: str
+  sample: [9c1b7d0e5a6b8c9d0e1f2a3b4c5d6e7f8a9b0c1d2e3f4a5b6c7d8e9f0a1b3f2a]
 orphaned:
   description: Images untagged by O(force) whose layers stopped containers still hold, with the bytes they hold.
   returned: always
@@ -181,11 +185,24 @@ orphaned:
     bytes:
       description: Bytes the containers still hold that removing them would free.
       type: int
+  sample:
+    - image: sha256:7d0e5a6b8c9d0e1f2a3b4c5d6e7f8a9b0c1d2e3f4a5b6c7d8e9f0a1b3f2a9c1b
+      containers: [9c1b7d0e5a6b8c9d0e1f2a3b4c5d6e7f8a9b0c1d2e3f4a5b6c7d8e9f0a1b3f2a]
+      container_names: [batch-job]
+      bytes: 1500000
 reclaimed_bytes:
   description: Bytes freed (in check mode, that would be freed), from the layer graph.
   returned: always
   type: int
-  sample: 10000000
+  sample: 2800000
+unknown_bytes:
+  description:
+    - What the actions with status V(unknown) (sent, no answer, not found done afterwards) free if the engine carried
+      them out, apart from RV(reclaimed_bytes). 0 in check mode and when every call was answered.
+    - The next run reads the engine afresh, which settles them; what they freed is then counted by neither run.
+  returned: always
+  type: int
+  sample: 0
 exact:
   description:
     - Whether the bytes are exact. False only on the containerd image store when containerd's content store cannot be
@@ -197,6 +214,9 @@ inexact_reason:
   description: Why the bytes are not exact, when RV(exact) is false.
   returned: when RV(exact) is false
   type: str
+  sample: >-
+    containerd's content store cannot be read (the engine is not on this host (tcp://docker.example.com:2376)): the
+    bytes count the images' unpacked snapshots, not their content blobs, which the engine frees too
 actions:
   description: The ordered plan, each action with its reason, the bytes it frees and, after a real run, its status.
   returned: always
@@ -212,6 +232,10 @@ actions:
     reference:
       description: What the engine is called with (a reference or an image ID).
       type: str
+    untags:
+      description: For V(delete_image) and V(force_untag), the references the call removes.
+      type: list
+      elements: str
     reason:
       description: Why this action is in the plan.
       type: str
@@ -222,17 +246,28 @@ actions:
       type: int
     status:
       description:
-        - After a real run, V(done), V(partial), V(skipped) (the engine said the world changed), V(failed), or
-          V(not_run) (an earlier call failed, so no later one was started).
-        - A call that got no answer in O(timeout) is checked afterwards; V(done) if its object was gone by then.
+        - After a real run, V(done), V(partial), V(skipped) (the engine said the world changed), V(failed) (the engine's
+          error, or the call could not be sent), V(unknown), or V(not_run) (an earlier call failed or got no answer, so
+          no later one was started).
+        - V(unknown) is a call sent that got no answer in O(timeout). It is checked afterwards, V(done) if its object was
+          gone by then; still there proves nothing (a frozen engine carries a call out when it resumes), so it stays
+          V(unknown), with C(bytes) what it frees if it took effect, counted in RV(unknown_bytes), and the task fails.
       type: str
     engine_reason:
       description: The engine's message for a skipped or failed action, or what a check found after no answer.
       type: str
   sample:
+    - action: remove_container
+      container: 9c1b7d0e5a6b8c9d0e1f2a3b4c5d6e7f8a9b0c1d2e3f4a5b6c7d8e9f0a1b3f2a
+      name: batch-job
+      image: sha256:3f2a9c1b7d0e5a6b8c9d0e1f2a3b4c5d6e7f8a9b0c1d2e3f4a5b6c7d8e9f0a1b
+      reason: "stopped container batch-job (9c1b7d0e5a6b, exited) uses image 3f2a9c1b7d0e (remove_stopped_containers)"
+      bytes: 300000
+      status: done
     - action: delete_image
       image: sha256:3f2a9c1b7d0e5a6b8c9d0e1f2a3b4c5d6e7f8a9b0c1d2e3f4a5b6c7d8e9f0a1b
       reference: app:1.4.0
+      untags: [app:1.4.0]
       reason: "app:1.4.0 removed: no other reference, no container uses it"
       bytes: 2500000
       status: done
@@ -241,6 +276,7 @@ not_found:
   returned: always
   type: list
   elements: str
+  sample: [app:0.9]
 image:
   description:
     - The engine's inspect result (C(GET /images/ID/json)) of the image that the first name in O(name) names, read before
@@ -249,7 +285,14 @@ image:
       RV(actions).
   returned: always
   type: dict
-  sample: {}
+  sample:
+    Id: sha256:3f2a9c1b7d0e5a6b8c9d0e1f2a3b4c5d6e7f8a9b0c1d2e3f4a5b6c7d8e9f0a1b
+    RepoTags: [app:1.4.0]
+    RepoDigests: []
+    Created: "2026-11-02T09:14:55.123456789Z"
+    Architecture: amd64
+    Os: linux
+    Size: 2500000
 diff:
   description:
     - M(community.docker.docker_image_remove)'s diff, extended for several names. C(before) and C(after) each hold the
@@ -292,22 +335,19 @@ diff:
     before:
       exists: true
       id: sha256:3f2a9c1b7d0e5a6b8c9d0e1f2a3b4c5d6e7f8a9b0c1d2e3f4a5b6c7d8e9f0a1b
-      tags: [app:1.4.0, app:latest]
+      tags: [app:1.4.0]
       digests: []
       images:
         - id: sha256:3f2a9c1b7d0e5a6b8c9d0e1f2a3b4c5d6e7f8a9b0c1d2e3f4a5b6c7d8e9f0a1b
           exists: true
-          tags: [app:1.4.0, app:latest]
+          tags: [app:1.4.0]
           digests: []
     after:
-      exists: true
-      id: sha256:3f2a9c1b7d0e5a6b8c9d0e1f2a3b4c5d6e7f8a9b0c1d2e3f4a5b6c7d8e9f0a1b
-      tags: [app:latest]
-      digests: []
+      exists: false
       images:
         - id: sha256:3f2a9c1b7d0e5a6b8c9d0e1f2a3b4c5d6e7f8a9b0c1d2e3f4a5b6c7d8e9f0a1b
-          exists: true
-          tags: [app:latest]
+          exists: false
+          tags: []
           digests: []
 """
 

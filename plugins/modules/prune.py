@@ -24,8 +24,13 @@ description:
   - An item that changed since the run read the engine (404 gone, 409 now in use) is skipped and reported with the
     engine's reason.
   - Every option value is checked before the engine is contacted. An option of an object type that is not pruned (for
-    example O(containers_filters) without O(containers=true), or O(builder_cache_keep_storage) without
-    O(builder_cache=true)) fails the task, as it would select nothing.
+    example O(containers_filters) with O(containers=false), or O(builder_cache_all) with O(builder_cache=false)) is
+    ignored with a warning, as M(community.docker.docker_prune) ignores it, so that a playbook can take the switch from
+    a variable and leave the filters set. Such filters are not checked either; O(builder_cache_keep_storage) is, as
+    M(community.docker.docker_prune) reads it.
+  - A call that gets no answer within O(timeout) may still be carried out by the engine. It is reported with status
+    V(unknown) unless its object is found gone afterwards, its bytes in RV(unknown_bytes), apart from
+    RV(reclaimed_bytes); the task fails naming it, and the next run, which reads the engine afresh, settles it.
 extends_documentation_fragment:
   - reclaim.docker._docker
   - reclaim.docker._protection
@@ -221,47 +226,59 @@ containers:
   returned: always
   type: list
   elements: str
+  sample: [9c1b7d0e5a6b8c9d0e1f2a3b4c5d6e7f8a9b0c1d2e3f4a5b6c7d8e9f0a1b3f2a]
 containers_space_reclaimed:
   description: Bytes of their writable layers.
   returned: always
   type: int
+  sample: 300000
 images:
   description: Full IDs of the images deleted.
   returned: always
   type: list
   elements: str
+  sample:
+    - sha256:3f2a9c1b7d0e5a6b8c9d0e1f2a3b4c5d6e7f8a9b0c1d2e3f4a5b6c7d8e9f0a1b
+    - sha256:7d0e5a6b8c9d0e1f2a3b4c5d6e7f8a9b0c1d2e3f4a5b6c7d8e9f0a1b3f2a9c1b
 untagged:
   description: References removed from the deleted images.
   returned: always
   type: list
   elements: str
+  sample: [app:1.0]
 images_space_reclaimed:
   description: Bytes freed by deleting the images, from the layer graph (layers that no remaining image or container uses).
   returned: always
   type: int
+  sample: 4000000
 networks:
   description: Names of the networks removed.
   returned: always
   type: list
   elements: str
+  sample: [ci-net]
 volumes:
   description: Names of the volumes removed.
   returned: always
   type: list
   elements: str
+  sample: [5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f]
 volumes_space_reclaimed:
   description: Bytes the removed volumes held.
   returned: always
   type: int
+  sample: 52428800
 builder_cache_space_reclaimed:
   description: Bytes of build cache removed; in check mode, the prediction.
   returned: always
   type: int
+  sample: 104857600
 builder_cache_caches_deleted:
   description: IDs of the build cache records removed (after a real run).
   returned: always
   type: list
   elements: str
+  sample: [mz0ko2ojb7s3c1zw3x1d2u3o4, q8r7s6t5u4v3w2x1y0z9a8b7c, k3l4m5n6o7p8q9r0s1t2u3v4w]
 builder_cache_prediction:
   description: The build cache prediction, in both modes, to compare with RV(builder_cache_space_reclaimed).
   returned: when O(builder_cache=true)
@@ -276,10 +293,20 @@ builder_cache_prediction:
     exact:
       description: Whether BuildKit's choice is predictable to the byte with these options.
       type: bool
+  sample: {bytes: 104857600, records: 3, exact: true}
 reclaimed_bytes:
   description: All of the above, added up.
   returned: always
   type: int
+  sample: 161586400
+unknown_bytes:
+  description:
+    - What the actions with status V(unknown) (sent, no answer, not found done afterwards) free if the engine carried
+      them out, apart from RV(reclaimed_bytes). 0 in check mode and when every call was answered.
+    - The next run reads the engine afresh, which settles them; what they freed is then counted by neither run.
+  returned: always
+  type: int
+  sample: 0
 exact:
   description:
     - Whether the bytes are exact. False only on the containerd image store when containerd's content store cannot be
@@ -291,6 +318,9 @@ inexact_reason:
   description: Why the bytes are not exact, when RV(exact) is false.
   returned: when RV(exact) is false
   type: str
+  sample: >-
+    containerd's content store cannot be read (the engine is not on this host (tcp://docker.example.com:2376)): the
+    bytes count the images' unpacked snapshots, not their content blobs, which the engine frees too
 skipped_items:
   description:
     - Items the filters selected that stay, each with why (protected, too young, in use, changed since the run read the
@@ -300,7 +330,10 @@ skipped_items:
   type: list
   elements: dict
   sample:
-    - {type: image, id: "sha256:3f2a...", name: 3f2a9c1b7d0e, reason: "protected: label keep"}
+    - type: image
+      id: sha256:5b6c7d8e9f0a1b2c3d4e5f6a7b8c9d0e1f2a3b4c5d6e7f8a9b0c1d2e3f4a5b6c
+      name: 5b6c7d8e9f0a
+      reason: "protected: label keep"
 plan:
   description:
     - What this run's plan removes (in check mode, what a real run would), item by item, and the engine it was made on;
@@ -322,7 +355,20 @@ plan:
   sample:
     engine_id: "4c3e2b1a-0d9f-4e8d-b7c6-a5f4e3d2c1b0"
     objects:
-      - {type: image, id: "sha256:3f2a...", name: "app:1.0", references: ["app:1.0"], bytes: 2500000}
+      - type: container
+        id: 9c1b7d0e5a6b8c9d0e1f2a3b4c5d6e7f8a9b0c1d2e3f4a5b6c7d8e9f0a1b3f2a
+        name: batch-job
+        bytes: 300000
+      - type: image
+        id: sha256:3f2a9c1b7d0e5a6b8c9d0e1f2a3b4c5d6e7f8a9b0c1d2e3f4a5b6c7d8e9f0a1b
+        name: 3f2a9c1b7d0e
+        references: []
+        bytes: 2500000
+      - type: image
+        id: sha256:7d0e5a6b8c9d0e1f2a3b4c5d6e7f8a9b0c1d2e3f4a5b6c7d8e9f0a1b3f2a9c1b
+        name: "app:1.0"
+        references: [app:1.0]
+        bytes: 1500000
 not_approved:
   description:
     - With O(approved), the items this run would have removed without it and kept because they are not approved,
@@ -331,7 +377,10 @@ not_approved:
   type: list
   elements: dict
   sample:
-    - {type: container, id: "9c1b...", name: batch-job, bytes: 300000}
+    - type: container
+      id: 2e3f4a5b6c7d8e9f0a1b2c3d4e5f6a7b8c9d0e1f2a3b4c5d6e7f8a9b0c1d2e3f
+      name: nightly-report
+      bytes: 120000
 actions:
   description: The ordered plan, each action with its reason, the bytes it frees and, after a real run, its status.
   returned: always
@@ -354,11 +403,15 @@ actions:
       description: The volume name, for V(remove_volume).
       type: str
     name:
-      description: The object's name (container, network, volume) or, for an image, its short ID.
+      description: The object's name, for V(remove_container), V(remove_network) and V(remove_volume).
       type: str
     reference:
-      description: What the engine is called with to delete an image (a reference or an image ID).
+      description: What the engine is called with to delete an image (its last tag, or its ID when it has none).
       type: str
+    untags:
+      description: For V(delete_image), the references the deletion removes.
+      type: list
+      elements: str
     reason:
       description: Why this action is in the plan.
       type: str
@@ -371,8 +424,11 @@ actions:
     status:
       description:
         - After a real run, V(done), V(partial) (the engine did less than planned), V(skipped) (the engine said the
-          world changed), V(failed), or V(not_run) (an earlier call failed, so no later one was started).
-        - A call that got no answer in O(timeout) is checked afterwards; V(done) if its object was gone by then.
+          world changed), V(failed) (the engine's error, or the call could not be sent), V(unknown), or V(not_run) (an
+          earlier call failed or got no answer, so no later one was started).
+        - V(unknown) is a call sent that got no answer in O(timeout). It is checked afterwards, V(done) if its object was
+          gone by then; still there proves nothing (a frozen engine carries a call out when it resumes), so it stays
+          V(unknown), with C(bytes) what it frees if it took effect, counted in RV(unknown_bytes), and the task fails.
       type: str
     engine_reason:
       description: The engine's message for a skipped or failed action, or what a check found after no answer.
@@ -397,9 +453,16 @@ actions:
     - action: delete_image
       image: sha256:3f2a9c1b7d0e5a6b8c9d0e1f2a3b4c5d6e7f8a9b0c1d2e3f4a5b6c7d8e9f0a1b
       reference: sha256:3f2a9c1b7d0e5a6b8c9d0e1f2a3b4c5d6e7f8a9b0c1d2e3f4a5b6c7d8e9f0a1b
-      name: 3f2a9c1b7d0e
+      untags: []
       reason: dangling image 3f2a9c1b7d0e matches images_filters
       bytes: 2500000
+      status: done
+    - action: delete_image
+      image: sha256:7d0e5a6b8c9d0e1f2a3b4c5d6e7f8a9b0c1d2e3f4a5b6c7d8e9f0a1b3f2a9c1b
+      reference: app:1.0
+      untags: [app:1.0]
+      reason: unused image 7d0e5a6b8c9d matches images_filters
+      bytes: 1500000
       status: done
 """
 
@@ -440,7 +503,9 @@ class Pruner:
     def parse(self):
         """Every option value, checked before the engine is even contacted."""
         try:
-            self.filters = {t: Filters(t, self.params[f"{t}_filters"], self.now) for t in OBJECT_TYPES}
+            # A switched-off type's filters are not read, as community.docker.docker_prune does not read them.
+            self.filters = {t: Filters(t, self.params[f"{t}_filters"] if self.params[t] else None, self.now)
+                            for t in OBJECT_TYPES}
             self.protection = Protection(self.params["protect"], self.params["min_age"], self.now)
             keep = self.params["builder_cache_keep_storage"]
             self.keep_storage = parse_size(keep, "builder_cache_keep_storage") if keep is not None else None
@@ -458,14 +523,14 @@ class Pruner:
         malformed = [i for i in self.params["assume_deleted"] if not FULL_IMAGE_ID.fullmatch(i)]
         if malformed:
             self.module.fail_json(msg=f"assume_deleted takes full image IDs (sha256: and 64 hex digits), got {malformed}.")
-        # An option of an object type the run does not prune would select nothing: it cannot mean what was typed.
+        # Playbooks take a switch from a variable and leave its filters set: they are ignored, as docker_prune
+        # ignores them, and the warning says so.
         idle = [(f"{t}_filters", t) for t in OBJECT_TYPES if self.params[f"{t}_filters"] and not self.params[t]]
         idle += [(option, "builder_cache") for option in ("builder_cache_all", "builder_cache_keep_storage")
                  if self.params[option] not in (None, False) and not self.params["builder_cache"]]
-        if idle:
-            option, object_type = idle[0]
-            self.module.fail_json(msg=f"{option} is set but {object_type} is false: it applies only when "
-                                      f"{object_type}: true asks for that prune.")
+        for option, object_type in idle:
+            self.module.warn(f"{option} is ignored: {object_type} is false, so that prune does not run "
+                             "(community.docker.docker_prune ignores it too).")
 
     def build_cache_until(self):
         """The stricter of builder_cache_filters.until and min_age."""

@@ -194,6 +194,17 @@ class CountingProxy:
             except OSError:
                 pass
 
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait until every connection has ended: the daemon has answered (or dropped) every request forwarded to it,
+        a frozen daemon's included once it resumes. Whether that happened within TIMEOUT seconds."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self.lock:
+                if not self._conns:
+                    return True
+            time.sleep(0.05)
+        return False
+
     def close(self):
         try:
             self.listener.close()

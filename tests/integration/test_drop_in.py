@@ -232,3 +232,29 @@ def test_prune_returns_docker_prunes_names(ansible, engine, prefix):
             # (test_prune.py holds ours to that drop).
             assert ours[name] > cd[name], (name, ours[name], cd[name])
     assert ours["builder_cache_caches_deleted"] == (cd["builder_cache_caches_deleted"] or []) == []
+
+
+def test_prune_ignores_the_filters_of_a_switched_off_prune_as_docker_prune_does(ansible, engine, prefix):
+    """Playbooks take a switch from a variable and leave its filters set. docker_prune never reads the filters of a
+    prune it does not run; ours does not either, and warns naming each one. Both prune only the images."""
+    results = {}
+    for side, module_name in (("c", "community.docker.docker_prune"), ("r", "reclaim.docker.prune")):
+        side_prefix = prefix + side
+        label = {"reclaim.test": side_prefix}
+        built = scenario.build(engine.docker_host, prune_spec(label), prefix=side_prefix)
+        args = {"containers": False, "containers_filters": {"until": "24h"},
+                "images": True, "images_filters": {"label": f"reclaim.test={side_prefix}"},
+                "volumes": False, "volumes_filters": {"all": True},
+                "builder_cache": False, "builder_cache_all": True, "builder_cache_filters": {"until": "1h"}}
+        results[side] = (built, module(ansible, module_name, args, engine))
+    for side, (built, result) in results.items():
+        assert result["changed"] is True
+        assert api(engine).containers(all=True, filters={"id": built.containers["stopped"]}), side
+        assert api(engine).volumes(filters={"name": built.volumes["vol"]})["Volumes"], side
+    (cd_built, cd), (our_built, ours) = results["c"], results["r"]
+    assert cd_built.images["dangling"]["id"] in [entry.get("Deleted") for entry in cd["images"]]
+    assert ours["images"] == [our_built.images["dangling"]["id"]] and ours["containers"] == [] and ours["volumes"] == []
+    ignored = sorted(w.split(" ", 1)[0] for w in ours["warnings"] if " is ignored: " in w)
+    assert ignored == ["builder_cache_all", "builder_cache_filters", "containers_filters", "volumes_filters"], ours["warnings"]
+    assert any(w.startswith("containers_filters is ignored: containers is false, so that prune does not run")
+               for w in ours["warnings"])

@@ -1,16 +1,20 @@
-"""Faults during apply on a real daemon: it stops in the middle of a run, or answers later than `timeout`.
+"""Faults during apply on a real daemon: it stops in the middle of a run, answers later than `timeout`, or freezes.
 
 The module talks to the daemon through a proxy (harness/proxy.py) that sees each request before the daemon does:
-at the Nth image deletion it stops the daemon, or holds the daemon's answer back. The record of what was done must
-survive (every removal that took effect listed with its bytes), the task must fail naming what was and was not done,
-the bytes must be the engine's own drop, and a rerun once the daemon is back must complete the job.
+at the Nth image deletion it stops the daemon, holds the daemon's answer back, or freezes the daemon (SIGSTOP). The
+record of what was done must survive (every removal that took effect listed with its bytes), a call without an answer
+is unknown (never "not done": a frozen daemon carries it out when it resumes), the task must fail naming what was and
+was not done, the bytes must be the engine's own drop, and a rerun once the daemon is back must complete the job.
 """
 
 from __future__ import annotations
 
 import itertools
+import os
+import signal
 import threading
 import time
+from urllib.parse import unquote
 
 import docker
 import pytest
@@ -75,6 +79,20 @@ def assert_rerun_completes(ansible, engine, prefix, proxy):
     assert rerun.get("failed") is not True, rerun.get("msg")
     assert surviving(engine, prefix) == set()
     assert rerun["reclaimed_bytes"] == size_before - scenario.layers_size(engine.docker_host)
+    assert rerun["unknown_bytes"] == 0
+    return rerun
+
+
+def assert_unknown_apart(result, engine, prefix, size_before):
+    """The drop of LayersSize is what took effect plus the unknown actions the engine did carry out (their images are
+    gone): each unknown one priced apart, by what it frees if it took effect. Returns those carried out."""
+    left = surviving(engine, prefix)
+    unknown = by_status(result).get("unknown", [])
+    carried_out = [a for a in unknown if a["image"] not in left]
+    assert result["unknown_bytes"] == sum(a["bytes"] for a in unknown)
+    assert size_before - scenario.layers_size(engine.docker_host) == (
+        result["reclaimed_bytes"] + sum(a["bytes"] for a in carried_out))
+    return carried_out
 
 
 def test_the_daemon_stops_in_the_middle_of_a_prune(ansible, own_engine, prefix, tmp_path):
@@ -101,19 +119,22 @@ def test_the_daemon_stops_in_the_middle_of_a_prune(ansible, own_engine, prefix, 
         assert stopped.wait(60), "the daemon did not stop"
         assert result["failed"] is True and "Traceback" not in result["msg"]
         groups = by_status(result)
-        assert set(groups) <= {"done", "failed", "not_run"} and groups.get("not_run"), groups.keys()
-        done, failed = groups["done"], groups["failed"]
-        assert len(done) >= FAULT_AT - 1 and len(failed) >= 1
+        assert set(groups) <= {"done", "unknown", "failed", "not_run"} and groups.get("not_run"), groups.keys()
+        done, unknown, failed = groups["done"], groups.get("unknown", []), groups.get("failed", [])
+        # The calls under way when it died got no answer (unknown, their checks unanswered too); one refused at connect
+        # was never sent (failed).
+        assert len(done) >= FAULT_AT - 1 and unknown + failed
         assert f"{len(done)} of {len(result['actions'])} actions took effect" in result["msg"], result["msg"]
         assert "not started" in result["msg"] and "no answer from the engine" in result["msg"]
-        assert all("whether it took effect is unknown" in a["engine_reason"] for a in failed)
+        assert all("whether it took effect is unknown" in a["engine_reason"] for a in unknown)
+        assert all("the call was not sent" in a["engine_reason"] for a in failed)
         assert result["reclaimed_bytes"] == sum(a["bytes"] for a in done) > 0
 
         engines.start(FLAVOUR, own_engine.name)
         left = surviving(own_engine, prefix)
         assert not {a["image"] for a in done} & left, "an action reported done did not take effect"
         assert {a["image"] for a in groups["not_run"] + failed} <= left, "an action reported not done took effect"
-        assert result["reclaimed_bytes"] == size_before - scenario.layers_size(own_engine.docker_host)
+        assert_unknown_apart(result, own_engine, prefix, size_before)
         assert_rerun_completes(ansible, own_engine, prefix, proxy)
 
 
@@ -140,3 +161,68 @@ def test_a_daemon_slower_than_timeout(ansible, own_engine, prefix, tmp_path):
         assert result["reclaimed_bytes"] == size_before - scenario.layers_size(own_engine.docker_host)
         assert {a["image"] for a in groups["not_run"]} == surviving(own_engine, prefix)
         assert_rerun_completes(ansible, own_engine, prefix, proxy)
+
+
+@pytest.mark.parametrize("resumed", ["after the run", "at the first check"])
+def test_a_frozen_daemon_leaves_unanswered_calls_unknown_and_a_rerun_settles_them(ansible, engine, prefix, tmp_path,
+                                                                                  resumed):
+    """The daemon is frozen (SIGSTOP) at the FAULT_AT-th deletion of a real prune with a short timeout: the calls under
+    way get no answer. Resumed after the run, the module's checks get none either. Resumed at the module's first check,
+    the check of the FAULT_AT-th call finds its image still there, since that call reaches the daemon only after the
+    run (it waited in the proxy as it would in the frozen daemon's socket). Neither is "not taken effect": the daemon
+    carries the calls out when it resumes. Every engine: what it does with a call whose client has gone is its own."""
+    build(engine, prefix)
+    size_before = scenario.layers_size(engine.docker_host)
+    pid = engine.pid()
+    frozen, held, release = threading.Event(), [], threading.Event()
+    number = counting_image_deletions()
+
+    def resume():
+        if frozen.is_set():
+            os.kill(pid, signal.SIGCONT)
+            frozen.clear()
+
+    def on_request(method, target):
+        if number(method, target) == FAULT_AT:
+            os.kill(pid, signal.SIGSTOP)
+            frozen.set()
+            if resumed == "at the first check":
+                held.append(unquote(target.split("/images/", 1)[1].split("?", 1)[0]))
+                release.wait()  # this call reaches the daemon once the run is over
+        elif method == "GET" and frozen.is_set() and resumed == "at the first check":
+            resume()
+
+    try:
+        with CountingProxy(tmp_path / "proxy.sock", engine.socket_path, on_request) as proxy:
+            result = ansible.module("reclaim.docker.prune", prune_args(prefix, proxy, timeout=3), engine)
+            resume()
+            release.set()
+            assert proxy.wait_idle(120), "the daemon did not answer the calls it was sent once resumed"
+
+            assert result["failed"] is True and "Traceback" not in result["msg"]
+            groups = by_status(result)
+            assert set(groups) <= {"done", "unknown", "not_run"}, groups.keys()
+            unknown = groups["unknown"]
+            assert 1 <= len(unknown) <= 4  # the calls under way, one per apply worker
+            assert all(a["engine_reason"].startswith("no answer from the engine") and a["bytes"] > 0 for a in unknown)
+            assert not any("not taken effect" in a.get("engine_reason", "") for a in result["actions"])
+            if resumed == "after the run":
+                assert all(a["engine_reason"].endswith("the engine still gives no answer") for a in unknown)
+            else:
+                still_there = [a for a in unknown if a["reference"] in held]
+                assert len(still_there) == 1 and "still there when checked afterwards" in still_there[0]["engine_reason"]
+            assert result["reclaimed_bytes"] == sum(a["bytes"] for a in groups["done"])
+            assert result["unknown_bytes"] == sum(a["bytes"] for a in unknown) > 0
+            assert f"{len(unknown)} got no answer and may still take effect, freeing up to {result['unknown_bytes']}" \
+                   in result["msg"] and "a rerun reads the engine afresh, which settles them" in result["msg"]
+            assert all(f"{a['reference']} (status unknown)" in result["msg"] for a in unknown)
+            assert {a["image"] for a in groups["not_run"]} <= surviving(engine, prefix)
+            carried_out = assert_unknown_apart(result, engine, prefix, size_before)
+
+            rerun = assert_rerun_completes(ansible, engine, prefix, proxy)
+            # Settled: what the daemon carried out is not planned again; the rest is removed now.
+            assert not {a["image"] for a in carried_out} & set(rerun["images"])
+            assert {a["image"] for a in unknown} - {a["image"] for a in carried_out} <= set(rerun["images"])
+    finally:
+        resume()
+        release.set()

@@ -70,21 +70,24 @@ def test_keep_last_max_age_and_min_age(ansible, fresh):
     size_before = scenario.layers_size(engine.docker_host)
     predicted, real = check_then_real(ansible, engine, args)
     by_image = {v["image"]: v for v in real["violations"]}
-    # app by age: new, a5, a4 (the last 3), a3, a2, a1, both(app:old)...; a3 is within max_age but outside keep_last.
-    assert sorted(by_image) == ids(built, "a1", "a2", "a3", "both", "dang", "w1")
-    assert by_image[built.images["a3"]["id"]]["reasons"] == ["not among the last 3 of app"]
-    assert "older than max_age" in by_image[built.images["w1"]["id"]]["reasons"]
-    assert by_image[built.images["both"]["id"]]["action"] == "delete"  # both of its tags are outside the policy
+    # app by age: new, a5, a4 (the last 3: the floor), a3, a2, a1, both (app:old), used, prot. Outside the floor max_age
+    # applies: a3 (20 d) stays. web has two images: w1 stays, though 40 days old.
+    assert sorted(by_image) == ids(built, "a1", "a2", "both", "dang")
+    assert by_image[built.images["a2"]["id"]]["reasons"] == ["not among the last 3 of app", "older than max_age"]
+    # tools:1 is tools' only image: the floor keeps it, only app:old goes.
+    assert by_image[built.images["both"]["id"]]["action"] == "untag"
+    assert by_image[built.images["both"]["id"]]["untag"] == ["app:old"]
     assert by_image[built.images["dang"]["id"]]["reasons"] == ["dangling"]
     kept = {k["image"]: k["reason"] for k in real["kept"]["images"]}
     assert kept[built.images["prot"]["id"]] == "protected" and kept[built.images["used"]["id"]] == "in_use"
     assert kept[built.images["new"]["id"]] == "too_young" and kept[built.images["a5"]["id"]] == "keep_last"
-    assert real["deleted"] == sorted(by_image)
+    assert kept[built.images["w1"]["id"]] == "keep_last" and kept[built.images["a3"]["id"]] == "within_policy"
+    assert real["deleted"] == ids(built, "a1", "a2", "dang") and "app:old" in real["untagged"]
     assert real["reclaimed_bytes"] == size_before - scenario.layers_size(engine.docker_host)
     assert predicted["usage_after"]["images_bytes"] == real["usage_after"]["images_bytes"]
     if engine.flavour != "28.5-containerd":
-        # S stays with a4 and a5; each deleted image frees its own layer only.
-        assert real["reclaimed_bytes"] == sum(SPEC["layers"][n] for n in ("a1", "a2", "a3", "both", "dang", "w1"))
+        # S stays with a3, a4 and a5; each deleted image frees its own layer only.
+        assert real["reclaimed_bytes"] == sum(SPEC["layers"][n] for n in ("a1", "a2", "dang"))
     again = ansible.module(MODULE, args, engine)
     assert again["changed"] is False and again["violations"] == []
 
@@ -118,18 +121,62 @@ def test_budget_eviction_stops_at_the_mark(ansible, fresh):
     assert built.images["prot"]["id"] not in real["deleted"] and built.images["used"]["id"] not in real["deleted"]
 
 
-def test_watermarks_evict_least_recently_used_and_spare_the_kept(ansible, fresh):
+def test_watermarks_evict_outside_the_floor_and_say_what_stops_them_short(ansible, fresh):
     engine, built = fresh
-    # The filesystem is far above 1%: every evictable image goes, keep_last ones last, and usage stays above the mark.
-    args = {"high_watermark": 1, "low_watermark": 0.5, "keep_last": 2, "protect": PROTECT, "min_age": "1h",
-            "dangling": False}
+    # The filesystem is far above 1%: every image within the policy goes, least recently used first, and usage stays
+    # above the mark, held by the floor (app's a5 and new, web's w1 and w2, tools' both) and the other holds.
+    args = {"high_watermark": 1, "low_watermark": 0.5, "keep_last": 2, "max_age": "45d", "protect": PROTECT,
+            "min_age": "1h", "dangling": False}
     _predicted, real = check_then_real(ansible, engine, args)
-    order = [v["image"] for v in real["violations"] if v["reasons"][0].startswith("disk pressure")]
-    # keep_last keeps a5 (new is too young), w1 and w2: they go last, least recently used first.
-    assert order[-3:] == [built.images[n]["id"] for n in ("w1", "a5", "w2")]
-    assert real["usage_before"]["filesystem"]["path"] == str(engine.data_root)
-    for name in ("prot", "used", "new", "dang"):
+    evicted = [v["image"] for v in real["violations"] if v["reasons"][0].startswith("disk pressure")]
+    # Outside app's floor a4 (10 d) and a3 (20 d) are within max_age: eviction takes them, a3 first; a2 and a1 violate
+    # max_age; both loses app:old only.
+    assert evicted == [built.images[n]["id"] for n in ("a3", "a4")]
+    assert real["deleted"] == ids(built, "a1", "a2", "a3", "a4")
+    for name in ("a5", "w1", "w2", "both", "prot", "used", "new", "dang"):
         assert built.images[name]["id"] not in real["deleted"]
+    assert real["usage_before"]["filesystem"]["path"] == str(engine.data_root)
+    eviction = real["eviction"]
+    assert eviction["over_high_mark"] is True and eviction["short_by_bytes"] > 0
+    assert eviction["mark"] == f"high_watermark (1.0% of {engine.data_root})"
+    assert eviction["held"] == dict(protected=1, in_use=1, too_young=1, keep_last=3, dangling_excluded=1)
+    assert any("short of the low mark" in w and "3 among the keep_last newest" in w for w in real["warnings"])
+
+
+# ---------------------------------------------------------------- keep_last is a floor
+
+FOUR_OLD_BUILDS = {
+    "layers": {"S": 500_000, **{f"b{n}": 100_000 * n for n in range(1, 5)}},
+    "images": [{"name": f"b{n}", "tags": [f"floor/app:{n}"], "layers": ["S", f"b{n}"], "created": days_ago(30 + 10 * n)}
+               for n in range(1, 5)],
+}
+
+
+@pytest.fixture(params=engines.FLAVOURS)
+def four_old_builds(request):
+    engine = engines.start(request.param, f"ret-{request.param.replace('.', '')}")
+    built = scenario.build(engine.docker_host, FOUR_OLD_BUILDS)
+    yield engine, built
+    engines.stop(engine)
+
+
+def test_max_age_never_takes_the_keep_last_newest(ansible, four_old_builds):
+    """Four unused builds of one repository, all older than 30 days: keep_last 2 keeps the two newest."""
+    engine, built = four_old_builds
+    args = {"keep_last": 2, "max_age": "30d", "min_age": "1h"}
+    size_before = scenario.layers_size(engine.docker_host)
+    _predicted, real = check_then_real(ansible, engine, args)
+    assert real["deleted"] == ids(built, "b3", "b4") and real["kept"]["counts"]["keep_last"] == 2
+    assert real["reclaimed_bytes"] == size_before - scenario.layers_size(engine.docker_host) > 0
+    left = {i["Id"] for i in scenario.client(engine.docker_host).images()}
+    assert {built.images[n]["id"] for n in ("b1", "b2")} <= left
+    # A budget of one byte: eviction may take nothing more, and says how far short it stops.
+    budget = ansible.check_then_real(MODULE, dict(args, max_images_bytes="1"), engine,
+                                     same=("changed", "deleted", "reclaimed_bytes", "eviction"))[1]
+    assert budget["changed"] is False and budget["deleted"] == []
+    assert budget["eviction"]["short_by_bytes"] == scenario.layers_size(engine.docker_host) - 1
+    assert budget["eviction"]["held"]["keep_last"] == 2
+    assert any("short of the low mark" in w for w in budget["warnings"])
 
 
 def test_fail_on_violation_audits_without_changing(ansible, fresh):

@@ -1,12 +1,16 @@
-"""How apply turns the engine's answers into outcomes: races are skips, less-than-planned is reported."""
+"""How apply turns the engine's answers into outcomes: races are skips, less-than-planned is reported, a call without
+an answer is unknown; and how the pipeline reports them."""
 
 from __future__ import annotations
+
+from unittest import mock
 
 import pytest
 
 from ansible_collections.reclaim.docker.plugins.module_utils._apply import apply_plan, waves
 from ansible_collections.reclaim.docker.plugins.module_utils._connection import APIError
 from ansible_collections.reclaim.docker.plugins.module_utils._model import Image, Snapshot
+from ansible_collections.reclaim.docker.plugins.module_utils._pipeline import Pipeline
 
 IMAGE = "sha256:" + "a" * 64
 # Two images never inspected: each is one private layer of its Size.
@@ -93,13 +97,16 @@ def test_force_untag_reports_whether_the_record_went():
     assert action["record_deleted"] is True  # the plan itself is not modified
 
 
-def test_no_answer_fails_the_action_and_nothing_more_is_started():
+def test_no_answer_is_unknown_though_the_object_is_still_there_and_nothing_more_is_started():
     other = dict(delete("lab/b:1"), image="sha256:" + "b" * 64)
     later = dict(action="untag", reference="lab/b:2", image=other["image"], bytes=0, force=False)
     still_there = {"Id": IMAGE}
     outcomes, calls = run([delete(), other, later], [ConnectionError("connection reset"), still_there])
-    assert outcomes[0]["status"] == "failed" and "no answer" in outcomes[0]["engine_reason"]
-    assert "had not taken effect" in outcomes[0]["engine_reason"]
+    # A frozen engine answers the check and carries the delete out afterwards: still there proves nothing.
+    assert outcomes[0]["status"] == "unknown" and "no answer" in outcomes[0]["engine_reason"]
+    assert "still there when checked afterwards, but the engine may yet carry the call out" in outcomes[0]["engine_reason"]
+    assert "not taken effect" not in outcomes[0]["engine_reason"]
+    assert outcomes[0]["bytes"] == 100  # what it frees if it took effect: apart from what took effect
     assert [o["status"] for o in outcomes[1:]] == ["not_run", "not_run"]
     assert calls == [deleted("lab/a:1"), ("GET", f"/images/{IMAGE}/json", None)]
 
@@ -111,10 +118,101 @@ def test_a_call_without_an_answer_that_took_effect_is_done_and_priced():
     assert "had taken effect when checked afterwards" in outcomes[0]["engine_reason"]
 
 
+def test_a_reference_that_names_another_image_since_is_done():
+    moved = {"Id": "sha256:" + "b" * 64}
+    outcomes, _calls = run([dict(action="untag", reference="lab/a:1", image=IMAGE, bytes=0, force=False)],
+                           [TimeoutError("timed out"), moved])
+    assert outcomes[0]["status"] == "done"
+
+
 def test_a_call_without_an_answer_on_an_engine_still_silent_is_unknown():
     outcomes, _calls = run([delete()], [TimeoutError("timed out"), ConnectionRefusedError("refused")])
+    assert outcomes[0]["status"] == "unknown" and outcomes[0]["bytes"] == 100
+    assert "whether it took effect is unknown: the engine still gives no answer" in outcomes[0]["engine_reason"]
+
+
+@pytest.mark.parametrize("refusal", [ConnectionRefusedError(111, "Connection refused"),
+                                     FileNotFoundError(2, "No such file or directory")])
+def test_a_call_refused_at_connect_was_not_sent_it_failed_and_nothing_is_asked(refusal):
+    outcomes, calls = run([delete()], [refusal])
     assert outcomes[0]["status"] == "failed" and outcomes[0]["bytes"] == 0
-    assert "whether it took effect is unknown" in outcomes[0]["engine_reason"]
+    assert "could not be reached, so the call was not sent" in outcomes[0]["engine_reason"]
+    assert calls == [deleted("lab/a:1")]
+
+
+@pytest.mark.parametrize("action", [
+    dict(action="delete_platform", reference="lab/a:1", image=IMAGE, platform="linux/arm64", manifests=[], bytes=0),
+    dict(action="prune_build_cache", filters={}, until=None, keep_storage=None, all=False, bytes=700, records=2,
+         exact=True),
+])
+def test_a_call_with_no_one_object_to_ask_about_stays_unknown(action):
+    client = StubClient([TimeoutError("timed out")])
+    client.prune_build_cache = lambda *_args: client.request("POST", "/build/prune")
+    outcomes = apply_plan(client, SNAPSHOT, [action], workers=1)
+    assert outcomes[0]["status"] == "unknown" and "no one object to ask about" in outcomes[0]["engine_reason"]
+    assert outcomes[0]["bytes"] == action["bytes"]
+
+
+def test_unknown_bytes_are_what_each_would_free_on_top_of_what_took_effect():
+    """Two images sharing a layer: one deleted, the other's call unanswered. The shared layer is freed only if the
+    unknown one took effect too, so it is in its bytes, not in the done one's."""
+    shared = Snapshot({}, [Image(IMAGE), Image("sha256:" + "b" * 64)], [],
+                      {IMAGE: ("sha256:s", "sha256:a"), "sha256:" + "b" * 64: ("sha256:s", "sha256:b")},
+                      {"sha256:s": 1000, "sha256:a": 10, "sha256:b": 20})
+    done = dict(delete("lab/a:1"), bytes=10)
+    silent = dict(delete("lab/b:1"), image="sha256:" + "b" * 64, bytes=1020)
+    client = StubClient([[{"Deleted": IMAGE}], TimeoutError("timed out"), {"Id": "sha256:" + "b" * 64}])
+    outcomes = apply_plan(client, shared, [done, silent], workers=1)
+    assert [(o["status"], o["bytes"]) for o in outcomes] == [("done", 10), ("unknown", 1020)]
+
+
+class Exited(Exception):
+    def __init__(self, failed, result):
+        super().__init__(result.get("msg"))
+        self.failed, self.result = failed, result
+
+
+def finish(actions):
+    """Pipeline.finish on ACTIONS: (failed, result)."""
+    def exit_with(failed):
+        def exit_json(**result):
+            raise Exited(failed, result)
+        return exit_json
+    module = mock.Mock(check_mode=False)
+    module.fail_json.side_effect = exit_with(True)
+    module.exit_json.side_effect = exit_with(False)
+    pipeline = Pipeline.__new__(Pipeline)
+    pipeline.module, pipeline.lock, pipeline.inexact_reason = module, None, None
+    with pytest.raises(Exited) as exited:
+        pipeline.finish(actions, {}, failure="Could not prune")
+    return exited.value.failed, exited.value.result
+
+
+def test_an_unknown_action_fails_the_task_naming_it_with_its_bytes_apart():
+    actions = [dict(delete("lab/a:1"), status="done", bytes=100),
+               dict(delete("lab/b:1"), status="unknown", bytes=50,
+                    engine_reason="no answer from the engine: timed out; it was still there when checked afterwards"),
+               dict(delete("lab/c:1"), status="not_run", bytes=0, engine_reason="not attempted")]
+    failed, result = finish(actions)
+    assert failed and result["changed"] is True
+    assert result["reclaimed_bytes"] == 100 and result["unknown_bytes"] == 50
+    assert result["msg"].startswith("Could not prune (1 of 3 actions took effect, freeing 100 bytes; 1 got no answer "
+                                    "and may still take effect, freeing up to 50 bytes more (status unknown, "
+                                    "unknown_bytes): see actions; a rerun reads the engine afresh, which settles them")
+    assert "lab/b:1 (status unknown): no answer from the engine" in result["msg"]
+    assert "1 more action(s) not started" in result["msg"]
+
+
+def test_unknown_alone_may_have_changed_the_engine():
+    failed, result = finish([dict(delete(), status="unknown", bytes=100, engine_reason="no answer")])
+    assert failed and result["changed"] is True and result["reclaimed_bytes"] == 0 and result["unknown_bytes"] == 100
+
+
+def test_a_run_that_answered_everything_has_no_unknown_bytes():
+    failed, result = finish([dict(delete(), status="done", bytes=100)])
+    assert not failed and result["unknown_bytes"] == 0 and result["reclaimed_bytes"] == 100
+    check_failed, predicted = finish([delete()])  # check mode: the plan's actions, no status
+    assert not check_failed and predicted["unknown_bytes"] == 0 and predicted["reclaimed_bytes"] == 100
 
 
 def test_waves_keep_the_order_that_matters():
