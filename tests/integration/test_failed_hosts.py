@@ -53,7 +53,6 @@ def check_report(report_dir):
     assert {name: h["status"] for name, h in report["hosts"].items()} == {
         "ok1": "ok", "down1": "failed", "ghost": "unreachable"}, report
     assert "Cannot connect to the Docker daemon" in report["hosts"]["down1"]["error"]
-    assert report["hosts"]["ok1"]["reclaimed_bytes"] > 0
     return report
 
 
@@ -63,7 +62,9 @@ def test_ansible_playbook_fails_after_the_report(tmp_path, ok_engine, name):
     returncode, output = playbook(tmp_path, name, inventory(ok_engine, tmp_path), "-e", f"fleet_report_dir={report_dir}")
     assert returncode == 2, output
     assert PROBLEMS + str(report_dir) in output, output
-    check_report(report_dir)
+    report = check_report(report_dir)
+    if name == "audit":  # the cleanup that follows frees it
+        assert report["hosts"]["ok1"]["reclaimed_bytes"] > 0
     for file in ("fleet-report.md", "fleet-report.html", "fleet-report.prom"):
         assert (report_dir / file).is_file(), file
     assert "TOTAL: 3 hosts, 1 ok, 1 failed, 1 unreachable" in output
