@@ -16,7 +16,7 @@ description:
     consumers add up; an audit adds C(reclaim_audit_plans), each host's plan.
 options:
   _input:
-    description: The fleet report, as M(reclaim.docker.fleet_summary#filter) builds it.
+    description: The fleet report, as P(reclaim.docker.fleet_summary#filter) builds it.
     type: dict
     required: true
   hosts:

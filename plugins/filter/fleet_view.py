@@ -10,13 +10,13 @@ short_description: The rows and charts of the fleet report's files, in the order
 version_added: 0.2.0
 author: reclaim.docker developers
 description:
-  - What the P(reclaim.docker.fleet_report#role) role's templates render, computed once: each host's row, the HTML
+  - What the P(reclaim.docker.fleet_report#role) role's templates render, computed once; each host's row, the HTML
     table's order (failed hosts, then unreachable ones, then the rest, each by space freed, largest first), the
     charts' largest hosts (the 20 largest one bar each, the others summed; a fleet of 21 hosts or fewer has a bar per
     host) and their scales, and the rows of hosts with an approved plan.
 options:
   _input:
-    description: The fleet report, as M(reclaim.docker.fleet_summary#filter) builds it.
+    description: The fleet report, as P(reclaim.docker.fleet_summary#filter) builds it.
     type: dict
     required: true
   hosts:

@@ -118,9 +118,10 @@ options:
       - Used in check mode only; a real run reads what is really on the engine.
     type: list
     elements: str
+    default: []
   usage:
     description:
-      - Also return RV(usage_before) and RV(usage_after), as M(reclaim.docker.image_retention) does: image storage (the
+      - Also return RV(usage_before) and RV(usage_after), as M(reclaim.docker.image_retention) does, image storage (the
         engine's C(LayersSize)) and, where the module runs on the Docker host, the filesystem under Docker's root dir,
         read before the run acts and again after a real run (check mode predicts it from the bytes the run would free),
         so that a playbook needs no M(reclaim.docker.disk_usage_info) task around the prune.
@@ -128,7 +129,6 @@ options:
     type: bool
     default: false
     version_added: 0.2.0
-    default: []
 notes:
   - RV(images_space_reclaimed) equals the drop of the engine's own C(LayersSize), to the byte, on every engine; on the
     containerd image store it includes content blobs read from containerd's content store on the Docker host (where that
