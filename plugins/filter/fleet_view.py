@@ -13,7 +13,8 @@ description:
   - What the P(reclaim.docker.fleet_report#role) role's templates render, computed once; each host's row, the HTML
     table's order (failed hosts, then unreachable ones, then the rest, each by space freed, largest first), the
     charts' largest hosts (the 20 largest one bar each, the others summed; a fleet of 21 hosts or fewer has a bar per
-    host) and their scales, and the rows of hosts with an approved plan.
+    host) and their scales, the rows of hosts with an approved plan, and the hosts that failed or could not be
+    reached.
 options:
   _input:
     description: The fleet report, as P(reclaim.docker.fleet_summary#filter) builds it.
@@ -39,8 +40,9 @@ _value:
   contains:
     rows:
       description:
-        - Every host in O(hosts)' order, each C(name), C(h) (its entry in the report), C(freed), C(before) and
-          C(after) (image bytes), C(removed_count) and C(removed_text) (for example V(3 images, 1 container)).
+        - Every host in O(hosts)' order, each C(name), C(status), C(approved) (whether it has an approved plan),
+          C(freed), C(before) and C(after) (image bytes), C(removed_count) and C(removed_text) (for example
+          V(3 images, 1 container)). The host's entry stays in the report, under its name.
       type: list
       elements: dict
     table:
@@ -60,6 +62,14 @@ _value:
     usage:
       description: The chart of image storage, C(top), C(rest), C(rest_before), C(rest_after), C(scale).
       type: dict
+    failed:
+      description: The hosts that failed, in O(hosts)' order.
+      type: list
+      elements: str
+    unreachable:
+      description: The hosts that could not be reached (no result), in O(hosts)' order.
+      type: list
+      elements: str
 """
 
 from ansible_collections.reclaim.docker.plugins.plugin_utils._fleet import fleet_view

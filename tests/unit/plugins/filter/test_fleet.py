@@ -70,7 +70,17 @@ def test_the_view_orders_the_table_problems_first_then_by_bytes_and_keeps_the_ho
     assert [r["name"] for r in view["freed"]["top"]] == ["d", "a", "e", "f", "b", "c"]
     assert view["freed"]["rest"] == 0 and view["freed"]["scale"] == 30 and view["chart_n"] == 6
     row = view["rows"][0]
-    assert (row["removed_count"], row["removed_text"]) == (1, "1 image")
+    assert (row["removed_count"], row["removed_text"], row["images"], row["containers"]) == (1, "1 image", 1, 0)
+    assert (row["freed_text"], row["disk_before"], row["status"], row["error"]) == ("10 B", "n/a", "ok", None)
+
+
+def test_the_rows_say_the_disk_as_the_html_shows_it():
+    fs = {"path": "/d", "total": 107374182400, "used": 1, "free": 1, "used_percent": 50.0}
+    entry = result(freed=1610612736, before=4294967296)
+    entry["usage_before"]["filesystem"] = fs
+    row = fleet_view(fleet_summary([("a", entry)], NOW), ["a"])["rows"][0]
+    assert (row["disk_before"], row["disk_after"]) == ("50.0% of 100.00 GiB", "n/a")
+    assert (row["freed_text"], row["before_text"], row["after_text"]) == ("1.50 GiB", "4.00 GiB", "2.50 GiB")
 
 
 def test_the_charts_draw_the_largest_hosts_and_sum_the_others():
