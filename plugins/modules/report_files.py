@@ -35,15 +35,19 @@ options:
 attributes:
   check_mode:
     support: full
-    description: In check mode nothing is written; RV(changed) says whether a file would change.
+    description: In check mode nothing is written; RV(written) says which files would change.
   diff_mode:
     support: none
+    description: RV(written) names the files that changed.
   action:
     support: full
+    description: Runs on the controller only, as an action plugin; nothing runs on the task's host.
   platform:
+    support: full
     platforms: posix
+    description: The controller's filesystem.
 author:
-  - reclaim.docker developers
+  - reclaim.docker developers (@reclaim-docker)
 """
 
 EXAMPLES = r"""

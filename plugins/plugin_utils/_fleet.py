@@ -58,8 +58,10 @@ def plain(value):
     here is built from Ansible's variables, whose strings and numbers (ansible-core 2.19 and later) carry tags (where
     each came from, whether it may be templated) that every later task would carry along and check again: a fleet
     report of 500 hosts took twice the CPU to write with them."""
-    if value is None or type(value) is bool:
-        return value
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return bool(value)
     if isinstance(value, Mapping):
         return {str(k): plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):

@@ -32,7 +32,8 @@ def plan_item(n, step=None, size=1_000):
     return dict(item, step=step) if step else item
 
 
-def prune_run(check_mode=True, images=(1,), bytes_each=1_000, usage_before=BEFORE, usage_after=None, **extra):
+def prune_run(check_mode=True, images=(1,), bytes_each=1_000, usage_before=None, usage_after=None, **extra):
+    usage_before = usage_before or BEFORE
     objects = [plan_item(n, size=bytes_each) for n in images]
     freed = bytes_each * len(images)
     result = {"changed": bool(images), "check_mode": check_mode, "containers": [], "images": [IMG[n] for n in images],
@@ -180,8 +181,8 @@ def test_a_failed_run_keeps_the_usage_read_before_the_failure():
     assert result["status"] == "failed" and result["error"] == failed["msg"] and result["mode"] == "cleanup"
     assert result["usage_before"] == result["usage_after"] == BEFORE and result["reclaimed_bytes"] == 0
     nothing = cleanup_result({"retention": None}, failed={"failed": True}, mode="audit")
-    assert nothing["error"] == "failed: no error message" and nothing["usage_before"] == {"images_bytes": 0,
-                                                                                         "filesystem": None}
+    assert nothing["error"] == "failed: no error message"
+    assert nothing["usage_before"] == {"images_bytes": 0, "filesystem": None}
     assert nothing["mode"] == "audit" and nothing["plan"] is None
 
 
