@@ -190,7 +190,8 @@ def normalise(parts) -> dict:
         },
         "usage_before": p.get("usage_before") or dict(NO_USAGE),
         "usage_after": p.get("usage_after") or dict(NO_USAGE),
-        "filesystem_delta_bytes": None if delta is None else _int(delta),
+        # ansible-core 2.17 templates a null as text: an empty value is no delta, not 0 bytes.
+        "filesystem_delta_bytes": None if delta in (None, "") else _int(delta),
         "skipped": skipped,
         "engine_id": p.get("engine_id"),
         "plan": plan,

@@ -200,6 +200,8 @@ def test_a_hand_made_result_takes_the_defaults():
     result = normalise({"status": "weird", "reclaimed_bytes": "12", "removed": {"images": ["x"]}, "mode": "other"})
     assert result["status"] == "failed" and result["error"] == "failed: no error message"
     assert result["reclaimed_bytes"] == 12 and result["removed"]["images"] == ["x"] and result["mode"] is None
+    assert normalise({"filesystem_delta_bytes": ""})["filesystem_delta_bytes"] is None  # 2.17's templated null
+    assert normalise({"filesystem_delta_bytes": "0"})["filesystem_delta_bytes"] == 0
 
 
 @SETTINGS
