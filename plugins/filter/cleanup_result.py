@@ -55,8 +55,13 @@ _value:
 """
 
 from ansible_collections.reclaim.docker.plugins.plugin_utils._fleet import cleanup_result
+from ansible_collections.reclaim.docker.plugins.plugin_utils._templating import as_data
+
+
+def _cleanup_result(steps, **parts):
+    return as_data(cleanup_result(steps, **parts))
 
 
 class FilterModule:
     def filters(self):
-        return {"cleanup_result": cleanup_result}
+        return {"cleanup_result": _cleanup_result}

@@ -50,6 +50,7 @@ _value:
 """
 
 from ansible_collections.reclaim.docker.plugins.plugin_utils._fleet import fleet_summary
+from ansible_collections.reclaim.docker.plugins.plugin_utils._templating import as_data
 
 
 def _result_of(hostvars, host):
@@ -59,7 +60,7 @@ def _result_of(hostvars, host):
 
 
 def _fleet_summary(hosts, hostvars, generated_at, check_mode=False):
-    return fleet_summary([(host, _result_of(hostvars, host)) for host in hosts], generated_at, check_mode)
+    return as_data(fleet_summary([(host, _result_of(hostvars, host)) for host in hosts], generated_at, check_mode))
 
 
 class FilterModule:

@@ -73,10 +73,11 @@ _value:
 """
 
 from ansible_collections.reclaim.docker.plugins.plugin_utils._fleet import fleet_view
+from ansible_collections.reclaim.docker.plugins.plugin_utils._templating import as_data
 
 
 def _fleet_view(report, hosts):
-    return fleet_view(report, hosts)
+    return as_data(fleet_view(report, hosts))
 
 
 class FilterModule:
