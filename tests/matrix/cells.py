@@ -42,8 +42,8 @@ CD_OLDEST, CD_NEWEST = "4.0.0", "5.4.0"
 # tests that exercise the target side (Python, Docker SDK) and the connection group (community.docker), on one
 # engine flavour; the flavours themselves are `make test`'s axis. `fleet`: the audit and cleanup playbooks through
 # ansible-runner on engines of all three flavours (and an approved audit applied), a failed host failing the job,
-# the roles' argument specs and the fleet report: what
-# exercises the controller (templating, roles, callbacks, the runner). `unit`: the whole unit suite.
+# the roles' argument specs and the fleet report: what exercises the controller (templating, roles, callbacks, the
+# runner). `unit`: the whole unit suite.
 SUBSETS = {
     "modules": ("tests/integration/test_prune.py", "tests/integration/test_image_remove.py",
                 "tests/integration/test_image_retention.py", "tests/integration/test_disk_usage_info.py",
