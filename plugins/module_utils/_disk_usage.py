@@ -77,3 +77,26 @@ def filesystem_usage(path):
     denominator = used + available
     used_percent = round(100.0 * used / denominator, 2) if denominator else 0.0
     return dict(path=path, total=total, used=used, free=available, used_percent=used_percent)
+
+
+def image_usage(client):
+    """Image storage (the engine's LayersSize) and, where the module runs on the Docker host, the filesystem under
+    Docker's root dir (null elsewhere)."""
+    df = client.system_df(["image"])
+    root = client.info().get("DockerRootDir")
+    filesystem = filesystem_usage(root) if client.is_local and root else None
+    return dict(images_bytes=df.get("LayersSize") or 0, filesystem=filesystem)
+
+
+def predicted_usage(usage_before, images_bytes, reclaimed):
+    """USAGE_BEFORE (image_usage) once a run frees IMAGES_BYTES of image storage and RECLAIMED bytes in all: every
+    byte freed leaves the filesystem (used + free stays), and used_percent is recomputed as filesystem_usage does."""
+    predicted = dict(usage_before, images_bytes=usage_before["images_bytes"] - images_bytes)
+    if usage_before["filesystem"]:
+        filesystem = dict(usage_before["filesystem"])
+        filesystem["used"] -= reclaimed
+        filesystem["free"] += reclaimed
+        capacity = filesystem["used"] + filesystem["free"]
+        filesystem["used_percent"] = round(100.0 * filesystem["used"] / capacity, 2) if capacity else 0.0
+        predicted["filesystem"] = filesystem
+    return predicted

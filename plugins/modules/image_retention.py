@@ -429,7 +429,7 @@ from ansible_collections.reclaim.docker.plugins.module_utils._approval import (
     priced_with_approval,
 )
 from ansible_collections.reclaim.docker.plugins.module_utils._connection import docker_module
-from ansible_collections.reclaim.docker.plugins.module_utils._disk_usage import filesystem_usage
+from ansible_collections.reclaim.docker.plugins.module_utils._disk_usage import image_usage, predicted_usage
 from ansible_collections.reclaim.docker.plugins.module_utils._filters import Protection, protection_argument_spec
 from ansible_collections.reclaim.docker.plugins.module_utils._layer_cache import layer_cache_argument_spec
 from ansible_collections.reclaim.docker.plugins.module_utils._lock import lock_argument_spec
@@ -495,12 +495,6 @@ class RetentionEnforcer:
             self.module.fail_json(msg="image_retention has no policy to enforce: set keep_last, max_age, high_watermark, "
                                       "max_images_bytes, or dangling: true.")
 
-    def usage(self, client):
-        df = client.system_df(["image"])
-        root = client.info().get("DockerRootDir")
-        filesystem = filesystem_usage(root) if client.is_local and root else None
-        return dict(images_bytes=df.get("LayersSize") or 0, filesystem=filesystem)
-
     def pressure(self, usage):
         if self.budget is not None:
             return dict(used=usage["images_bytes"], high=self.budget, low=self.budget,
@@ -523,7 +517,7 @@ class RetentionEnforcer:
                                       f"on the Docker host (a unix:// docker_host, not {client.base_url}); or use "
                                       "max_images_bytes.")
         with pipeline.reading():
-            usage_before = self.usage(client)
+            usage_before = image_usage(client)
         snapshot = pipeline.snapshot()
         policy = RetentionPolicy(self.now, self.protection, keep_last=self.params["keep_last"], max_age=self.max_age,
                                  dangling=self.params["dangling"], pressure=self.pressure(usage_before))
@@ -546,7 +540,7 @@ class RetentionEnforcer:
                       **approval_result(snapshot, plan, pipeline.engine_id()))
         if not self.module.check_mode:
             with pipeline.reading():
-                result["usage_after"] = self.usage(client)
+                result["usage_after"] = image_usage(client)
         problems = []
         if self.params["fail_on_violation"] and result["violations"]:
             problems.append(f"{len(result['violations'])} image(s) violate the retention policy")
@@ -571,13 +565,6 @@ class RetentionEnforcer:
         if self.params["report_kept"]:
             kept["images"] = [dict(image=i, tags=list(snapshot.images[i].repo_tags), **k) for i, k in sorted(plan.kept.items())]
         reclaimed = sum(a["bytes"] for a in done)
-        predicted = dict(usage_before, images_bytes=usage_before["images_bytes"] - reclaimed)
-        if usage_before["filesystem"]:
-            filesystem = dict(usage_before["filesystem"])
-            filesystem["used"] -= reclaimed
-            filesystem["free"] += reclaimed
-            filesystem["used_percent"] = round(100.0 * filesystem["used"] / (filesystem["used"] + filesystem["free"]), 2)
-            predicted["filesystem"] = filesystem
         return dict(
             violations=violations,
             kept=kept,
@@ -585,7 +572,7 @@ class RetentionEnforcer:
             deleted=sorted(a["image"] for a in done if a["action"] == "delete_image"),
             skipped_items=plan.skipped,
             usage_before=usage_before,
-            usage_after=predicted,
+            usage_after=predicted_usage(usage_before, reclaimed, reclaimed),
             eviction=plan.eviction,
         )
 

@@ -124,6 +124,16 @@ options:
     type: list
     elements: str
     default: []
+  usage:
+    description:
+      - Also return RV(usage_before) and RV(usage_after), as M(reclaim.docker.image_retention) does, image storage (the
+        engine's C(LayersSize)) and, where the module runs on the Docker host, the filesystem under Docker's root dir,
+        read before the run acts and again after a real run (check mode predicts it from the bytes the run would free),
+        so that a playbook needs no M(reclaim.docker.disk_usage_info) task around the prune.
+      - Two more engine reads before the run (C(/system/df) for images, and C(/info)), and one after a real run.
+    type: bool
+    default: false
+    version_added: 0.2.0
 notes:
   - RV(images_space_reclaimed) equals the drop of the engine's own C(LayersSize), to the byte, on every engine; on the
     containerd image store it includes content blobs read from containerd's content store on the Docker host (where that
@@ -381,6 +391,41 @@ not_approved:
       id: 2e3f4a5b6c7d8e9f0a1b2c3d4e5f6a7b8c9d0e1f2a3b4c5d6e7f8a9b0c1d2e3f
       name: nightly-report
       bytes: 120000
+usage_before:
+  description: With O(usage), image storage (the engine's C(LayersSize)) and the filesystem under Docker's root dir,
+    before the run acted.
+  returned: when O(usage=true)
+  type: dict
+  version_added: 0.2.0
+  contains:
+    images_bytes:
+      description: The engine's C(LayersSize).
+      type: int
+    filesystem:
+      description: The filesystem holding Docker's root dir (C(path), C(total), C(used), C(free), C(used_percent)); null
+        when the module does not run on the Docker host.
+      type: dict
+  sample:
+    images_bytes: 8906643
+    filesystem: {path: /var/lib/docker, total: 53660876800, used: 40245657600, free: 13415219200, used_percent: 75.0}
+usage_after:
+  description:
+    - With O(usage), the same after the run; read again after a real run, predicted in check mode (RV(usage_before) less
+      RV(images_space_reclaimed) of image storage and RV(reclaimed_bytes) of the filesystem).
+  returned: when O(usage=true)
+  type: dict
+  version_added: 0.2.0
+  sample:
+    images_bytes: 6406643
+    filesystem: {path: /var/lib/docker, total: 53660876800, used: 40243157600, free: 13417719200, used_percent: 75.0}
+check_mode:
+  description:
+    - Whether the run was in check mode, so that what it reports removed and freed is a prediction; however check mode
+      was asked for (C(--check), or C(check_mode) on the play or the task, which C(ansible_check_mode) does not show).
+  returned: success
+  type: bool
+  sample: false
+  version_added: 0.2.0
 actions:
   description: The ordered plan, each action with its reason, the bytes it frees and, after a real run, its status.
   returned: always
@@ -478,6 +523,7 @@ from ansible_collections.reclaim.docker.plugins.module_utils._approval import (
     priced_with_approval,
 )
 from ansible_collections.reclaim.docker.plugins.module_utils._connection import docker_module
+from ansible_collections.reclaim.docker.plugins.module_utils._disk_usage import image_usage, predicted_usage
 from ansible_collections.reclaim.docker.plugins.module_utils._filters import Filters, Protection, protection_argument_spec
 from ansible_collections.reclaim.docker.plugins.module_utils._layer_cache import layer_cache_argument_spec
 from ansible_collections.reclaim.docker.plugins.module_utils._lock import lock_argument_spec
@@ -562,6 +608,9 @@ class Pruner:
         self.parse()
         pipeline = Pipeline(self.module)
         pipeline.check_approval(self.approval)
+        if self.params["usage"]:
+            with pipeline.reading():
+                usage_before = image_usage(pipeline.client)
         snapshot = pipeline.snapshot(networks=self.params["networks"], volumes=self.params["volumes"],
                                      build_cache=self.params["builder_cache"])
         if self.params["containers"] and "stopped_for" in self.filters["containers"].values:
@@ -569,7 +618,16 @@ class Pruner:
                 load_stop_times(pipeline.client, snapshot)
         plan = pipeline.plan(snapshot, self.make_plan, priced_with_approval(self.approval, touched_images))
         actions = pipeline.apply(snapshot, plan)
-        result = dict(self.result(plan, actions, self.params["builder_cache"]), **approval_result(snapshot, plan, pipeline.engine_id()))
+        result = dict(self.result(plan, actions, self.params["builder_cache"]), check_mode=self.module.check_mode,
+                      **approval_result(snapshot, plan, pipeline.engine_id()))
+        if self.params["usage"]:
+            if self.module.check_mode:
+                usage_after = predicted_usage(usage_before, result["images_space_reclaimed"],
+                                              sum(a["bytes"] for a in took_effect(actions)))
+            else:
+                with pipeline.reading():
+                    usage_after = image_usage(pipeline.client)
+            result.update(usage_before=usage_before, usage_after=usage_after)
         pipeline.finish(actions, result, failure="Could not prune")
 
     @staticmethod
@@ -626,6 +684,7 @@ def main():
         builder_cache_filters=dict(type="dict"),
         builder_cache_keep_storage=dict(type="str"),
         assume_deleted=dict(type="list", elements="str", default=[]),
+        usage=dict(type="bool", default=False),
     )
     argument_spec.update(protection_argument_spec())
     argument_spec.update(layer_cache_argument_spec())

@@ -15,14 +15,18 @@ Tasks:
           `docker system df -v`, ours with a cold and a warm layer cache
   remove  20 unused tags: image_remove in one call / one `docker rmi` / 20 runs of docker_image_remove
   prune   real prune of every unused image: prune / `docker image prune -af` / docker_prune with the same options
+  fleet   the audit and cleanup playbooks on 1, 10 and 20 engines / a one-task docker_host_info play / a ping play,
+          as CPU per host and wall time; and the fleet report of 500 synthetic hosts (tests/bench/fleet.py)
 
     python -m bench [--images N ...] [--flavours F ...] [--tasks T ...] [--runs 5] [--cache cold warm]
-                    [--destructive-max 1000] [--destructive-runs 3] [--ours CHECKOUT --label NAME] [--docs]
+                    [--destructive-max 1000] [--destructive-runs 3] [--fleet-sizes 1 10 20] [--fleet-runs 3]
+                    [--ours CHECKOUT --label NAME] [--docs]
                     (PYTHONPATH=tests, as make sets it)
 
 Without --images, 28.5 runs at 100, 1,000 and 5,000 images and the other flavours at 1,000; the tasks that change
 the engine (remove, prune) run only at sizes up to --destructive-max, --destructive-runs times. --docs rewrites this label's block of
-docs/benchmarks.md and its results in .build/bench/results-LABEL.*; other runs write .build/bench/last-LABEL.*.
+docs/benchmarks.md and its results in .build/bench/results-LABEL.*; other runs write .build/bench/last-LABEL.*. The
+fleet task has a block of its own (fleet, or fleet-LABEL) and its own results (.build/bench/*-fleet-LABEL.*).
 """
 
 from __future__ import annotations
@@ -45,13 +49,14 @@ from pathlib import Path
 import docker
 
 from bench import report
+from bench.fleet import FLEET_SIZES, FleetBench
 from harness import engines, scenario
 from harness.proxy import CountingProxy
 
 ROOT = Path(__file__).resolve().parents[2]
 COLLECTIONS = ROOT / ".collections"
 COMMUNITY = COLLECTIONS / "ansible_collections" / "community"
-TASKS = ("df", "audit", "remove", "prune")
+TASKS = ("df", "audit", "remove", "prune", "fleet")
 DESTRUCTIVE = ("remove", "prune")
 DEFAULT_SIZES = {"28.5": [100, 1000, 5000]}
 DEFAULT_OTHER_SIZES = [1000]
@@ -140,8 +145,8 @@ def describe_checkout(path: Path) -> str:
         return subprocess.run(["git", "--no-optional-locks", "-C", str(path), *args], capture_output=True, text=True,
                               check=False).stdout.strip()
     commit = git("rev-parse", "--short", "HEAD") or "unknown"
-    dirty = git("status", "--porcelain", "--untracked-files=no", "--", "plugins")
-    return f"{commit}{' with uncommitted changes to plugins/' if dirty else ''}"
+    dirty = git("status", "--porcelain", "--untracked-files=no", "--", "plugins", "roles", "playbooks")
+    return f"{commit}{' with uncommitted changes to plugins/, roles/ or playbooks/' if dirty else ''}"
 
 
 class Bench:
@@ -412,14 +417,36 @@ def plan(args):
     return pairs
 
 
+def fleet_label(label: str) -> str:
+    return "fleet" if label == "current" else f"fleet-{label}"
+
+
 def render(args):
-    saved = json.loads((ROOT / ".build" / "bench" / f"results-{args.label}.json").read_text())
-    block = report.block(saved["meta"], saved["runs"])
-    print(block)
-    if args.docs:
-        report.write_docs(ROOT / "docs" / "benchmarks.md", args.label, block)
-        print(f"docs/benchmarks.md: block {args.label} rewritten")
+    for name, make_block in ((args.label, report.block), (fleet_label(args.label), report.fleet_block)):
+        path = ROOT / ".build" / "bench" / f"results-{name}.json"
+        if not path.exists():
+            continue
+        saved = json.loads(path.read_text())
+        block = make_block(saved["meta"], saved["runs"])
+        print(block)
+        if args.docs:
+            report.write_docs(ROOT / "docs" / "benchmarks.md", name, block)
+            print(f"docs/benchmarks.md: block {name} rewritten")
     return 0
+
+
+def record(args, out: Path, label: str, meta: dict, runs, make_block):
+    """Save RUNS and their block (LABEL's results when --docs writes the docs, else last-LABEL); print the block."""
+    # Only a run that writes the docs replaces the results they were written from (which --render reads).
+    name = f"results-{label}" if args.docs else f"last-{label}"
+    (out / f"{name}.json").write_text(json.dumps({"meta": meta, "runs": runs}, indent=1))
+    block = make_block(meta, runs)
+    (out / f"{name}.md").write_text(block)
+    print("\n" + block)
+    if args.docs:
+        report.write_docs(ROOT / "docs" / "benchmarks.md", label, block)
+        print(f"docs/benchmarks.md: block {label} rewritten")
+    print(f"written to {out / name}.md and .json")
 
 
 def main(argv=None):
@@ -436,13 +463,16 @@ def main(argv=None):
     parser.add_argument("--destructive-runs", type=int, default=3,
                         help="measured runs per contender of remove and prune (each one reloads the images the "
                         "last removed: about 35 s for 940 images on the containerd store)")
+    parser.add_argument("--fleet-sizes", type=int, nargs="+", default=list(FLEET_SIZES),
+                        help="the fleet task's numbers of engines (default: 1 10 20)")
+    parser.add_argument("--fleet-runs", type=int, default=3, help="measured runs per contender of the fleet task")
     parser.add_argument("--ours", type=Path, help="another checkout of reclaim.docker to measure as ours")
     parser.add_argument("--label", help="a name for this run's results (default: current, or the --ours "
                         "directory's name)")
     parser.add_argument("--docs", action="store_true", help="rewrite this label's block of docs/benchmarks.md")
-    parser.add_argument("--render", action="store_true", help="measure nothing: write the block again from the "
-                        "results the label's block was last written from (.build/bench/results-LABEL.json), after a change to "
-                        "report.py")
+    parser.add_argument("--render", action="store_true", help="measure nothing: write the blocks again from the "
+                        "results the label's blocks were last written from (.build/bench/results-LABEL.json and "
+                        "results-fleet-LABEL.json), after a change to report.py")
     args = parser.parse_args(argv)
     args.label = args.label or (args.ours.name if args.ours else "current")
     if args.render:
@@ -451,15 +481,21 @@ def main(argv=None):
         print(f"engines under {engines.STATE_ROOT} (set RECLAIM_ENGINE_STATE to keep them apart from others')")
     began, started = time.monotonic(), datetime.datetime.now(datetime.timezone.utc)
     load_before = os.getloadavg()
-    runs = []
+    runs, fleet = [], None
+    out = ROOT / ".build" / "bench"
+    out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         ours = Ours(args.ours, Path(tmp))
         ours_at_start = ours.describe()
-        out = ROOT / ".build" / "bench"
-        out.mkdir(parents=True, exist_ok=True)
-        for flavour, n_images in plan(args):
-            runs.append(Bench(flavour, n_images, args, ours, Path(tmp)).run())
-            (out / f"partial-{args.label}.json").write_text(json.dumps(runs, indent=1))  # kept if a later one fails
+        if [t for t in args.tasks if t != "fleet"]:
+            for flavour, n_images in plan(args):
+                runs.append(Bench(flavour, n_images, args, ours, Path(tmp)).run())
+                (out / f"partial-{args.label}.json").write_text(json.dumps(runs, indent=1))  # kept if a later one fails
+            (out / f"partial-{args.label}.json").unlink()
+        if "fleet" in args.tasks:
+            fleet_began = time.monotonic()
+            fleet = FleetBench(args, ours, Path(tmp)).run()
+            fleet["seconds"] = time.monotonic() - fleet_began
         ours_description = ours.describe()
         if ours_description != ours_at_start:  # others work in the same tree
             ours_description = f"{ours_at_start} at the start, {ours_description} at the end"
@@ -467,18 +503,12 @@ def main(argv=None):
             "seconds": time.monotonic() - began, "runs": args.runs, "machine": machine(), "ours": ours_description,
             "ours_path": str(args.ours.resolve()) if args.ours else None, "argv": argv or sys.argv[1:],
             "load": [load_before, os.getloadavg()], "destructive_max": args.destructive_max,
-            "destructive_runs": args.destructive_runs}
-    (out / f"partial-{args.label}.json").unlink()
-    # Only a run that writes the docs replaces the results they were written from (which --render reads).
-    name = f"results-{args.label}" if args.docs else f"last-{args.label}"
-    (out / f"{name}.json").write_text(json.dumps({"meta": meta, "runs": runs}, indent=1))
-    block = report.block(meta, runs)
-    (out / f"{name}.md").write_text(block)
-    print("\n" + block)
-    if args.docs:
-        report.write_docs(ROOT / "docs" / "benchmarks.md", args.label, block)
-        print(f"docs/benchmarks.md: block {args.label} rewritten")
-    print(f"written to {out / name}.md and .json; {meta['seconds'] / 60:.1f} min")
+            "destructive_runs": args.destructive_runs, "fleet_runs": args.fleet_runs}
+    if runs:
+        record(args, out, args.label, meta, runs, report.block)
+    if fleet:
+        record(args, out, fleet_label(args.label), meta, fleet, report.fleet_block)
+    print(f"{meta['seconds'] / 60:.1f} min")
     return 0
 
 

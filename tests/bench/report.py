@@ -166,3 +166,69 @@ def write_docs(path: Path, label: str, text: str):
     else:
         doc = doc.rstrip("\n") + "\n\n" + text
     path.write_text(doc)
+
+
+# The goals of issue 18, per host and on the controller (benchmarks, not timed tests).
+FLEET_GOALS = {"audit playbook": 1.0, "cleanup playbook": 1.5}
+REPORT_GOAL_CPU = 5.0
+
+
+def fleet_block(meta: dict, fleet: dict) -> str:
+    """The fleet task's block: CPU per host and wall time of the playbooks against the anchors, as ratios."""
+    m = meta["machine"]
+    label = "fleet" if meta["label"] == "current" else f"fleet-{meta['label']}"
+    title = "## Fleet" if meta["label"] == "current" else f"## Fleet: {meta['label']}"
+    ours = meta["ours"] + (f" at `{meta['ours_path']}`" if meta.get("ours_path") else "")
+    e = fleet["engine"]
+    lines = [
+        f"<!-- bench:begin {label} (written by `make bench`: tests/bench; edit the template there, not here) -->",
+        title, "",
+        f"`{' '.join(['python -m bench', *meta['argv']])}`, started {meta['started']}, the fleet task took "
+        f"{fleet['seconds'] / 60:.0f} min on {m['cpus']} CPUs ({m['cpu']}), kernel {m['kernel']} (load average "
+        f"{meta['load'][0][0]:.1f} at the start, {meta['load'][1][0]:.1f} at the end; other work ran on the machine "
+        f"too). Ours: {ours}. Python {m['python']}, ansible-core {m['ansible_core']}, community.docker "
+        f"{m['community_docker']}. Engines: Docker {e.get('version')}, {e.get('driver')}, each seeded with "
+        f"{fleet['images']} images ({fleet['dangling']} dangling) and {fleet['containers']} containers.",
+        "",
+        f"Each number is the median of {meta['fleet_runs']} runs of one `ansible-playbook` (forks = hosts, "
+        "`ansible_connection: local`), runs alternating between the contenders in a rotating order. CPU is user + "
+        "system time of `ansible-playbook` and every process under it (the controller's workers and the modules), "
+        "read when it is reaped, divided by the hosts; the audit and cleanup include their report play. A cleanup "
+        "run starts from the seeded state (what the last one removed is loaded again first, not measured). Ratios "
+        "are ours / theirs: below 1 is cheaper or faster.",
+        "",
+        "| hosts | ours | CPU-s per host | wall (s) | CPU against docker_host_info | CPU against ping "
+        "| wall against docker_host_info | goal (CPU against docker_host_info) |",
+        "|--:|---|--:|--:|--:|--:|--:|---|",
+    ]
+    for result in fleet["results"]:
+        anchors = {c["label"]: c for c in result["contenders"] if c["side"] == "theirs"}
+        host_info = next(c for label_, c in anchors.items() if "docker_host_info" in label_)
+        ping = next(c for label_, c in anchors.items() if "ping" in label_)
+        for c in (c for c in result["contenders"] if c["side"] == "ours"):
+            ratio = c["cpu_median"] / host_info["cpu_median"]
+            goal = next((g for name, g in FLEET_GOALS.items() if name in c["label"]), None)
+            verdict = "" if goal is None else (f"at most {goal:.1f}: met" if ratio <= goal
+                                               else f"at most {goal:.1f}: {ratio - goal:.2f} above")
+            lines.append(f"| {result['hosts']} | {c['label']} | {c['cpu_median']:.3f} "
+                         f"({min(c['cpu_per_host']):.3f}–{max(c['cpu_per_host']):.3f}) | {c['wall_median']:.1f} "
+                         f"| **{ratio:.2f}** | {c['cpu_median'] / ping['cpu_median']:.2f} "
+                         f"| {c['wall_median'] / host_info['wall_median']:.2f} | {verdict} |")
+    lines += ["", "The anchors:", "",
+              "| hosts | play | CPU-s per host | wall (s) |", "|--:|---|--:|--:|"]
+    for result in fleet["results"]:
+        for c in (c for c in result["contenders"] if c["side"] == "theirs"):
+            lines.append(f"| {result['hosts']} | {c['label']} | {c['cpu_median']:.3f} "
+                         f"({min(c['cpu_per_host']):.3f}–{max(c['cpu_per_host']):.3f}) | {c['wall_median']:.1f} |")
+    r = fleet.get("report")
+    if r:
+        verdict = "met" if r["cpu_median"] <= REPORT_GOAL_CPU else f"{r['cpu_median'] - REPORT_GOAL_CPU:.1f} CPU-s above"
+        lines += ["", f"The fleet report alone (`reclaim.docker.fleet_report`, tests/integration/fleet_report_fixture/"
+                  f"report_only.yml) on {r['hosts']} synthetic host results: {r['cpu_median']:.2f} CPU-s "
+                  f"({min(r['cpu']):.2f}–{max(r['cpu']):.2f}), {r['wall_median']:.1f} s wall; the goal, at most "
+                  f"{REPORT_GOAL_CPU:.0f} CPU-s: {verdict}."]
+    notes = [f"- {note}" for note in fleet.get("notes", [])]
+    if notes:
+        lines += ["", "### Notes", "", *notes]
+    lines.append(f"<!-- bench:end {label} -->")
+    return "\n".join(lines) + "\n"

@@ -74,7 +74,9 @@ def test_the_cleanup_applies_the_approved_audit_and_nothing_else(tmp_path, hosts
     before = {name: images_of(engine) for name, engine in hosts.items()}
     result, cleanup, _artifacts = run_playbook(tmp_path, None, "cleanup", tmp_path / "cleanup", hosts=inventory(hosts),
                                                extravars={"reclaim_approved_plan": str(approved_file)})
-    assert result.status == "successful", result.stdout.read()
+    # appr3's refused plan fails the job, once the report is written.
+    stdout = result.stdout.read()
+    assert result.status == "failed" and "1 host(s) failed: appr3." in stdout, stdout
     for name in ("appr1", "appr2"):
         entry, planned = cleanup["hosts"][name], audit["hosts"][name]
         assert entry["status"] == "ok", entry["error"]
@@ -102,4 +104,4 @@ def test_the_cleanup_applies_the_approved_audit_and_nothing_else(tmp_path, hosts
     assert "## Approved plan" in markdown and "| appr1 | " in markdown.split("## Approved plan")[1]
     html = (tmp_path / "cleanup" / "fleet-report.html").read_text()
     assert '<table id="approval">' in html and "<tr><td>appr4</td>" in html
-    assert "Approved plan: HOST" in result.stdout.read()
+    assert "Approved plan: HOST" in stdout

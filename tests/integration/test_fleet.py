@@ -82,7 +82,9 @@ def test_audit_then_cleanup_on_a_fleet(tmp_path, fleet):
     assert all(len(ids) == 2 for ids in sharing.values()), sharing
     with scenario.unchanged(*(fleet[name].docker_host for name in healthy), what="the audit"):
         result, audit, artifacts = run_playbook(tmp_path, fleet, "audit", tmp_path / "audit-report")
-    assert result.status == "successful", result.stdout.read()
+    # A failed host fails the job, after the report and the artifacts (read above) are written.
+    assert result.status == "failed", result.stdout.read()
+    assert f"1 host(s) failed: {STOPPED}." in result.stdout.read()
     assert audit["mode"] == "audit" and artifacts["reclaim_fleet_mode"] == "audit"
     assert audit["hosts"][STOPPED]["status"] == "failed"
     assert "Cannot connect to the Docker daemon" in audit["hosts"][STOPPED]["error"]
@@ -92,7 +94,7 @@ def test_audit_then_cleanup_on_a_fleet(tmp_path, fleet):
     with scenario.unchanged(*(fleet[name].docker_host for name in healthy), what="the cleanup playbook in check mode"):
         result, checked, _artifacts = run_playbook(tmp_path, fleet, "cleanup", tmp_path / "checked-report",
                                                    cmdline="--check")
-    assert result.status == "successful", result.stdout.read()
+    assert result.status == "failed", result.stdout.read()
     assert checked["mode"] == "audit"
     for name in healthy:
         assert checked["hosts"][name]["reclaimed_bytes"] == audit["hosts"][name]["reclaimed_bytes"], name
@@ -102,7 +104,7 @@ def test_audit_then_cleanup_on_a_fleet(tmp_path, fleet):
                         if (image.get("Labels") or {}).get("reclaim.protect") == "true"} for name in healthy}
     assert all(protected.values()), "the scenario must hold protected images"
     result, cleanup, artifacts = run_playbook(tmp_path, fleet, "cleanup", tmp_path / "cleanup-report")
-    assert result.status == "successful", result.stdout.read()
+    assert result.status == "failed" and f"1 host(s) failed: {STOPPED}." in result.stdout.read()
     assert cleanup["mode"] == "cleanup" and cleanup["hosts"][STOPPED]["status"] == "failed"
     for name in healthy:
         predicted, actual = audit["hosts"][name], cleanup["hosts"][name]
@@ -187,8 +189,9 @@ def audit_lone(tmp_path, engine, name, env=None, **host_vars):
     with scenario.unchanged(engine.docker_host, what="the audit"):
         result, report, _artifacts = run_playbook(tmp_path, None, "audit", report_dir,
                                                   hosts=lone_inventory(engine, **host_vars), env=env)
-    assert result.status == "successful", result.stdout.read()
-    return report["hosts"][LONE], report_dir
+    host = report["hosts"][LONE]
+    assert result.status == ("successful" if host["status"] == "ok" else "failed"), result.stdout.read()
+    return host, report_dir
 
 
 def test_an_audit_predicts_the_filesystem_after_whole(tmp_path, lone):
@@ -249,5 +252,6 @@ def test_a_host_that_cannot_be_reached_is_reported_unreachable(tmp_path, playboo
     result, report, artifacts = run_playbook(tmp_path, None, playbook, tmp_path / "ghost", hosts=hosts,
                                              env={"ANSIBLE_HOST_KEY_CHECKING": "False"})
     assert report["hosts"]["ghost"]["status"] == "unreachable", result.stdout.read()
+    assert result.status == "failed" and "1 host(s) could not be reached: ghost." in result.stdout.read()
     assert report["hosts"]["ghost"]["error"] == "unreachable: no result"
     assert report["totals"]["unreachable"] == 1 and artifacts["reclaim_fleet_hosts"]["ghost"]["status"] == "unreachable"

@@ -39,14 +39,16 @@ CD_OLDEST, CD_NEWEST = "4.0.0", "5.4.0"
 # Test subsets. `modules`: every module's own integration tests (check mode, real run, again; exact bytes), the
 # tests that exercise the target side (its Python) and the connection group (community.docker), on one
 # engine flavour; the flavours themselves are `make test`'s axis. `fleet`: the audit and cleanup playbooks through
-# ansible-runner on engines of all three flavours (and an approved audit applied), the roles' argument specs and the fleet report: what
-# exercises the controller (templating, roles, callbacks, the runner). `unit`: the whole unit suite.
+# ansible-runner on engines of all three flavours (and an approved audit applied), a failed host failing the job,
+# the roles' argument specs and the fleet report: what exercises the controller (templating, roles, callbacks, the
+# runner). `unit`: the whole unit suite.
 SUBSETS = {
     "modules": ("tests/integration/test_prune.py", "tests/integration/test_image_remove.py",
                 "tests/integration/test_image_retention.py", "tests/integration/test_disk_usage_info.py",
                 "tests/integration/test_drop_in.py", "tests/integration/test_approved.py",
                 "tests/integration/test_usage_ledger.py"),
-    "fleet": ("tests/integration/test_fleet.py", "tests/integration/test_approved_fleet.py"),
+    "fleet": ("tests/integration/test_fleet.py", "tests/integration/test_approved_fleet.py",
+              "tests/integration/test_failed_hosts.py"),
     "unit": ("tests/unit",),
 }
 MODULES_FLAVOUR = "28.5"
