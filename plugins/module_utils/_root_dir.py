@@ -31,12 +31,13 @@ ANY = "*"
 REST = "**"
 CONTAINERD = SNAPSHOTTER[:2]
 CONTENT = BLOBS[:3]
+LINK = (OVERLAY2, "l", ANY)
 
 # The directories the walk goes into (each entry a unit of its own); every other directory is summed whole.
 DESCEND = (
     ("containers",), ("containers", ANY),
     ("image",), ("image", OVERLAY2), LAYERDB, LAYERDB + ("sha256",), LAYERDB + ("mounts",),
-    (OVERLAY2,),
+    (OVERLAY2,), (OVERLAY2, "l"),
     ("volumes",),
     CONTAINERD, CONTAINERD[:1], SNAPSHOTTER, SNAPSHOTS, CONTENT, CONTENT + ("blobs",), BLOBS,
 )
@@ -57,7 +58,7 @@ RULES = (
     (LAYERDB + ("mounts", REST), "containers"),
     (LAYERDB + ("sha256", ANY), "images"),
     (("image", REST), "images"),
-    ((OVERLAY2, "l"), "engine_metadata"),  # the short links overlay2 mounts name the layers by
+    ((OVERLAY2, "l"), "engine_metadata"),  # the directory of the short links overlay2 mounts name the layers by
     ((OVERLAY2,), "engine_metadata"),
     (("volumes", "metadata.db"), "engine_metadata"),
     (("volumes", "backingFsBlockDev"), "engine_metadata"),
@@ -98,14 +99,18 @@ def _parts(path):
 def categorize(root, units, index):
     """The root dir explained: ROOT (Docker's root dir), UNITS ({relative path: {bytes, freeable, newest, is_dir}} from
     one walk), INDEX (a StorageIndex). Returns (report, leaks): the report as disk_usage_info returns `root_dir`, the
-    leaks as [{path, relative_path, kind, bytes, accounted_bytes, newest}] (bytes: what removing it frees; accounted:
-    what the walk counted there, which differ only by hard links shared with other places)."""
+    leaks as [{path, relative_path, kind, bytes, accounted_bytes, newest, links}] (bytes: what removing it frees, with
+    the short links (relative paths) that point to it; accounted: what the walk counted there, which differ only by
+    hard links shared with other places)."""
     categories = dict.fromkeys(CATEGORIES, 0)
-    unexplained, leaks, logs = {}, [], {}
-    complete = not index.problems
+    unexplained, leaks, logs = {}, {}, {}
+    links = []
     for path, unit in units.items():
         parts = _parts(path)
-        category, kind = _judge(parts, path, index, complete)
+        if match(LINK, parts):
+            links.append((path, unit))
+            continue
+        category, kind = judge(parts, path, index)
         if category == "containers" and len(parts) == 3 and parts[0] == "containers":
             driver = _log_driver(parts[1], parts[2])
             if driver is not False:
@@ -116,19 +121,47 @@ def categorize(root, units, index):
             continue
         categories[category] += unit["bytes"]
         if kind:
-            leaks.append(dict(path=f"{root.rstrip('/')}/{path}", relative_path=path, kind=kind, bytes=unit["freeable"],
-                              accounted_bytes=unit["bytes"], newest=unit["newest"]))
+            leaks[path] = _leak(root, path, kind, unit)
+    # A short link goes with the layer directory it points to (removed with it, as the driver does); one that points to
+    # no directory is a leak of its own.
+    for path, unit in links:
+        target = index.links.get(path)
+        if target in leaks:
+            category = "leaked"
+            leaks[target]["links"].append(path)
+            for key, value in (("bytes", unit["freeable"]), ("accounted_bytes", unit["bytes"])):
+                leaks[target][key] += value
+            leaks[target]["newest"] = max(leaks[target]["newest"], unit["newest"])
+        elif target in units:
+            category = judge(_parts(target), target, index)[0]
+        elif path in index.links and not index.problems:
+            category = "leaked"
+            leaks[path] = _leak(root, path, "layer_link", unit)
+        else:
+            category = None
+        if category is None:
+            unexplained[path] = unit["bytes"]
+        else:
+            categories[category] += unit["bytes"]
     total = sum(unit["bytes"] for unit in units.values())
     report = dict(path=root, bytes=total, categories=categories, unexplained_bytes=sum(unexplained.values()),
                   unexplained=[dict(path=p, bytes=b) for p, b in
                                sorted(unexplained.items(), key=lambda item: (-item[1], item[0]))[:UNEXPLAINED_LISTED]],
                   container_logs=sorted(logs.values(), key=lambda log: (-log["bytes"], log["container"])))
-    leaks.sort(key=lambda leak: leak["relative_path"])
-    return report, leaks
+    # A layer's directory goes before the `-removing` entry that names it, as the engine deletes them.
+    return report, sorted(leaks.values(), key=lambda leak: (leak["relative_path"].startswith("image/"),
+                                                            leak["relative_path"]))
 
 
-def _judge(parts, path, index, complete):
-    """(category, leak kind or None) of the unit at PARTS; category None: unexplained."""
+def _leak(root, path, kind, unit):
+    return dict(path=f"{root.rstrip('/')}/{path}", relative_path=path, kind=kind, bytes=unit["freeable"],
+                accounted_bytes=unit["bytes"], newest=unit["newest"], links=[])
+
+
+def judge(parts, path, index):
+    """(category, leak kind or None) of the unit at relative PATH (PARTS: its names) by INDEX; category None:
+    unexplained. Where the metadata could not be read whole, nothing is leaked: what it does not name is unexplained."""
+    complete = not index.problems
     for pattern, kind in STORE_SLOTS:
         if match(pattern, parts) and parts != (OVERLAY2, "l"):
             if path in index.claims:

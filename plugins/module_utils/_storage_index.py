@@ -52,23 +52,26 @@ LOG_NAMES = (("json-file", "{id}-json.log"), ("local", "local-logs"), (None, "co
 class StorageIndex:
     """CLAIMS: relative path (as the walk names units) -> category, for what the metadata names; LEFTOVERS: relative
     path -> kind, for what the metadata shows unfinished (a `-removing` layer entry and its directory: kind removing; a
-    snapshot no containerd namespace names: kind containerd_snapshot); STORES: overlay2 and/or containerd; CONTAINERS: id -> {name, log_driver};
+    snapshot no containerd namespace names: kind containerd_snapshot); LINKS: overlay2's short links (overlay2/l/NAME)
+    -> the layer directory each points to (None when it points elsewhere); STORES: overlay2 and/or containerd; CONTAINERS: id -> {name, log_driver};
     PROBLEMS: why the index is incomplete (empty when it is complete)."""
 
-    def __init__(self, claims=None, leftovers=None, containers=None, problems=None, stores=()):
+    def __init__(self, claims=None, leftovers=None, containers=None, problems=None, stores=(), links=None):
         self.claims = claims or {}
         self.leftovers = leftovers or {}
+        self.links = links or {}
         self.containers = containers or {}
         self.problems = problems or []
         self.stores = tuple(stores)
 
     def as_dict(self):
         return dict(claims=self.claims, leftovers=self.leftovers, containers=self.containers, problems=self.problems,
-                    stores=list(self.stores))
+                    stores=list(self.stores), links=self.links)
 
     @classmethod
     def from_dict(cls, data):
-        return cls(data["claims"], data["leftovers"], data["containers"], data["problems"], data["stores"])
+        return cls(data["claims"], data["leftovers"], data["containers"], data["problems"], data["stores"],
+                   data["links"])
 
 
 def _join(*parts):
@@ -88,6 +91,7 @@ def read_index(root):
         index.stores += ("overlay2",)
         _read_layerdb(root, index)
         _read_buildkit_snapshots(root, index)
+        _read_links(root, index)
     if os.path.isdir(os.path.join(root, *SNAPSHOTS)) or os.path.isdir(os.path.join(root, *BLOBS)):
         index.stores += ("containerd",)
         _read_containerd(root, index)
@@ -147,6 +151,26 @@ def _read_layerdb(root, index):
     for path in list(index.leftovers):
         if path in index.claims:
             del index.leftovers[path]
+
+
+def _read_links(root, index):
+    """overlay2 names each layer directory by a short link too (l/NAME -> ../DIRECTORY/diff), which mounts use."""
+    directory = os.path.join(root, OVERLAY2, "l")
+    try:
+        names = os.listdir(directory)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        index.problems.append(f"overlay2's links {directory} cannot be read ({exc.strerror or exc})")
+        return
+    for name in names:
+        try:
+            target = os.readlink(os.path.join(directory, name))
+        except OSError:
+            target = ""  # not a link: nothing overlay2 made, so it is judged as a link to nothing
+        parts = target.split("/")
+        layer = parts[1] if len(parts) == 3 and parts[0] == ".." and parts[2] == "diff" and _is_name(parts[1]) else None
+        index.links[_join(OVERLAY2, "l", name)] = _join(OVERLAY2, layer) if layer else None
 
 
 def _read_buildkit_snapshots(root, index):
