@@ -132,13 +132,10 @@ def categorize(root, units, index):
             for key, value in (("bytes", unit["freeable"]), ("accounted_bytes", unit["bytes"])):
                 leaks[target][key] += value
             leaks[target]["newest"] = max(leaks[target]["newest"], unit["newest"])
-        elif target in units:
-            category = judge(_parts(target), target, index)[0]
-        elif path in index.links and not index.problems:
-            category = "leaked"
-            leaks[path] = _leak(root, path, "layer_link", unit)
         else:
-            category = None
+            category, kind = judge_link(path, index, target in units)
+            if kind:
+                leaks[path] = _leak(root, path, kind, unit)
         if category is None:
             unexplained[path] = unit["bytes"]
         else:
@@ -174,6 +171,18 @@ def judge(parts, path, index):
     for pattern, category in RULES:
         if match(pattern, parts):
             return category, None
+    return None, None
+
+
+def judge_link(path, index, target_exists):
+    """(category, leak kind or None) of overlay2's short link at relative PATH whose layer directory is not leaked:
+    the category of that directory, or a leak of its own when it points to none (TARGET_EXISTS: whether the directory
+    it names is there)."""
+    target = index.links.get(path)
+    if target is not None and target_exists:
+        return judge(_parts(target), target, index)[0], None
+    if path in index.links and not index.problems:
+        return "leaked", "layer_link"
     return None, None
 
 

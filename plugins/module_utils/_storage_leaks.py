@@ -27,7 +27,7 @@ import re
 import shutil
 
 from ansible_collections.reclaim.docker.plugins.module_utils._disk_walk import walk_unit
-from ansible_collections.reclaim.docker.plugins.module_utils._root_dir import judge
+from ansible_collections.reclaim.docker.plugins.module_utils._root_dir import judge, judge_link
 from ansible_collections.reclaim.docker.plugins.module_utils._storage_index import OVERLAY2, read_index
 
 MOUNTINFO = "/proc/self/mountinfo"
@@ -123,7 +123,12 @@ def remove(root, removal, newest):
     links = [os.path.join(root, link) for link in removal["links"]]
     try:
         index = read_index(root)
-        category, _kind = judge(tuple(removal["relative_path"].split("/")), removal["relative_path"], index)
+        relative = removal["relative_path"]
+        if removal["kind"] == "layer_link":
+            target = index.links.get(relative)
+            category, _kind = judge_link(relative, index, bool(target) and os.path.lexists(os.path.join(root, target)))
+        else:
+            category, _kind = judge(tuple(relative.split("/")), relative, index)
         if category != "leaked":
             return _skip(action, "the engine's metadata refers to it now" if category
                          else f"the engine's metadata cannot be read whole now ({'; '.join(index.problems)})")
