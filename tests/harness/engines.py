@@ -337,6 +337,9 @@ def crash(engine: Engine, timeout: float = 30):
     while _alive(pid) and time.monotonic() < deadline:
         time.sleep(0.05)
     engine.pid_file.unlink(missing_ok=True)
+    # The killed containerd stays a zombie where PID 1 does not reap orphans (this sandbox), and 20.10's dockerd takes
+    # a pid that kill(pid, 0) still finds for a running containerd and waits for it forever. A host's init reaps it.
+    (engine.state_dir / "exec" / "containerd" / "containerd.pid").unlink(missing_ok=True)
 
 
 def _unmount_below(path: Path):

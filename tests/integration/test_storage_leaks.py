@@ -188,7 +188,7 @@ def host(request, tmp_path_factory):
             host_config=api.create_host_config(network_mode="none"))["Id"]
         api.start(logger)
         removals = scenario.build(engine.docker_host, REMOVE_SPEC, prefix="lkrm")
-        store_before = {p.name for p in store_dir(engine).iterdir()}
+        store_before = {p.name for p in store_dir(engine).iterdir()}  # the killed load's leftovers come after
         engine = crash_during_load(engine)
         engine = crash_during_removal(engine, removals)
         api = scenario.client(engine.docker_host)
@@ -245,10 +245,9 @@ def test_real_and_synthetic_leaks_are_found(ansible, host):
     synthetic = {path for path in host["synthetic"]["leaks"]} | {host["synthetic"]["mounted"]}
     real = {path: leak for path, leak in found.items() if path not in synthetic}
     if engine.flavour == "28.5-containerd":
-        # What containerd itself lists is never a leak; what the killed load left appeared during it.
-        snapshots = {p for p in real if "/snapshots/" in p}
-        assert all(p.rsplit("/", 1)[1] not in host["store_before"] for p in snapshots)
-        assert all(leak["kind"] in ("containerd_snapshot", "containerd_content") for leak in real.values())
+        # The killed load and removals left snapshots no namespace names (containerd's own listing is checked
+        # unchanged by their removal, in test_check_predicts_the_real_run_and_the_drop_of_du).
+        assert real and all(leak["kind"] in ("containerd_snapshot", "containerd_content") for leak in real.values())
     else:
         # The killed load left a layer directory no layer names; the killed removal a -removing entry.
         named = layer_dir_names(engine)
