@@ -59,7 +59,7 @@ options:
     default: true
   root_dir:
     description:
-      - Walk Docker's root directory and return RV(root_dir): its bytes as C(du -sx) counts them (allocated blocks,
+      - Walk Docker's root directory and return RV(root_dir), its bytes as C(du -sx) counts them (allocated blocks,
         each hard-linked file once, nothing on another filesystem such as a running container's mount), by category.
       - Each layer directory, snapshot and content blob is attributed through the engine's own metadata. With
         overlay2, the layer database (C(image/overlay2/layerdb)) names each layer's directory (C(cache-id)) and each
@@ -69,16 +69,16 @@ options:
         namespace. What lies there and nothing refers to is RV(root_dir.categories.leaked); the module
         M(reclaim.docker.storage_leaks) lists and removes it.
       - The walk reads every file under the root dir, so it is off by default. Measured on a host of 5,000 images and 300
-        containers (overlay2, 16,917 files and directories): 0.8 to 1.2 seconds and 20 MiB peak memory for the walk
+        containers (overlay2, 16,917 files and directories) took 0.8 to 1.2 seconds and 20 MiB peak memory for the walk
         and the metadata, where C(du -sx) took 0.3 seconds.
       - Only on the Docker host itself, that is with a C(unix://) O(docker_host); another O(docker_host) is refused
-        before the engine is contacted. The root dir is readable by root only: run the module with C(become: true).
+        before the engine is contacted. The root dir is readable by root only, so run the module as root (with C(become)).
       - Where a directory or the metadata cannot be read, RV(root_dir.exact) is V(false) with the reason, and nothing
         is called leaked (what the metadata would have told goes to RV(root_dir.unexplained_bytes)).
       - Container logs are files in each container's directory, which C(docker system df) does not count. Their size
         is bounded only by the log options of the daemon (C(log-opts) in C(/etc/docker/daemon.json)) or of the
-        container (C(--log-opt)): the C(json-file) and C(local) drivers keep at most C(max-file) files of C(max-size)
-        each, and C(json-file) keeps everything by default. Measured on Docker 28.5: a container printing 6 MB of text
+        container (C(--log-opt)); the C(json-file) and C(local) drivers keep at most C(max-file) files of C(max-size)
+        each, and C(json-file) keeps everything by default. Measured on Docker 28.5, a container printing 6 MB of text
         (base64 lines) held 11,599,872 bytes of logs with C(json-file) and no options (each line is wrapped in JSON),
         1,601,536 bytes with C(max-size=1m) and C(max-file=2), 1,044,480 bytes with C(compress=true) too, and with
         the C(local) driver 8,216,576 bytes by default and 843,776 bytes with C(max-size=1m), C(max-file=2). Options
@@ -277,9 +277,11 @@ root_dir:
     unexplained_bytes: 0
     unexplained: []
     container_logs:
-      - {container: 0a22c26fd4b23fdf71b5c3819eb73eb4d523cf91f4c089485bc7fa4dca87ce7a, name: web, driver: json-file,
-         path: /var/lib/docker/containers/0a22c26fd4b23fdf71b5c3819eb73eb4d523cf91f4c089485bc7fa4dca87ce7a/0a22c26fd4b23fdf71b5c3819eb73eb4d523cf91f4c089485bc7fa4dca87ce7a-json.log,
-         bytes: 11599872}
+      - container: 0a22c26fd4b23fdf71b5c3819eb73eb4d523cf91f4c089485bc7fa4dca87ce7a
+        name: web
+        driver: json-file
+        path: /var/lib/docker/containers/0a22c26f.../0a22c26f...-json.log
+        bytes: 11599872
     exact: true
 engine:
   description: The engine that answered.

@@ -33,7 +33,7 @@ description:
     itself; another is refused before the engine is contacted, and so is a root dir holding another engine's ID;
   - when a directory or the metadata cannot be read, nothing is called leaked and the task fails, changing nothing.
   - Never removes what the engine knows (images, containers, volumes, build cache), nor anything outside the places
-    where the engine keeps layers, snapshots and blobs. Run it as root (C(become: true)): Docker's root dir is root's.
+    where the engine keeps layers, snapshots and blobs. Run it as root (with C(become)), since Docker's root dir is root's.
 extends_documentation_fragment:
   - reclaim.docker._docker
   - reclaim.docker._lock

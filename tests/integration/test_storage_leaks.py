@@ -242,7 +242,7 @@ def test_real_and_synthetic_leaks_are_found(ansible, host):
     found = {leak["relative_path"]: leak for leak in result["leaks"] + result["kept"]}
     for path, kind in host["synthetic"]["leaks"].items():
         assert found[path]["kind"] == kind
-    synthetic = {path for path in host["synthetic"]["leaks"]} | {host["synthetic"]["mounted"]}
+    synthetic = set(host["synthetic"]["leaks"]) | {host["synthetic"]["mounted"]}
     real = {path: leak for path, leak in found.items() if path not in synthetic}
     if engine.flavour == "28.5-containerd":
         # A killed unpack leaves its extract- snapshot when the kill strikes during one (2 of 3 runs measured); what is
