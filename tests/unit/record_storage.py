@@ -43,7 +43,8 @@ def record(flavour):
         scenario.build(engine.docker_host, SPEC, prefix="rec")
         root = str(engine.data_root)
         found = walk(root, descend)
-        du = int(subprocess.run(["du", "-sx", "--block-size=1", root], capture_output=True, text=True).stdout.split()[0])
+        du = int(subprocess.run(["du", "-sx", "--block-size=1", root], capture_output=True, text=True,
+                                check=True).stdout.split()[0])
         units = {path: unit.as_dict() for path, unit in found.units.items()}
         data = {"flavour": flavour, "root": root, "du": du, "units": units, "index": read_index(root).as_dict()}
         (OUT / f"{flavour}.json").write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
