@@ -8,6 +8,8 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ansible_collections.reclaim.docker.plugins.module_utils._root_dir import CATEGORIES, categorize, descend
 from ansible_collections.reclaim.docker.plugins.module_utils._storage_index import StorageIndex
@@ -129,3 +131,33 @@ def test_logs_are_told_from_the_container_files_and_listed_largest_first():
 ])
 def test_the_walk_goes_into_the_stores_and_sums_the_rest(parts, descended):
     assert descend(parts) is descended
+
+
+PATHS = st.sampled_from([
+    "", "overlay2", "overlay2/l", "overlay2/l/AAA", "overlay2/l/BBB", "overlay2/x1", "overlay2/x2", "overlay2/x3",
+    "image/overlay2/layerdb/sha256/" + "1" * 64, "image/overlay2/layerdb/sha256/" + "2" * 64 + "-removing",
+    "containers/c1/c1-json.log", "containers/c1/c1-json.log.1", "containers/c1/config.v2.json", "volumes/v",
+    "buildkit", "network", "stray", "containerd/daemon/io.containerd.snapshotter.v1.overlayfs/snapshots/4",
+    "containerd/daemon/io.containerd.content.v1.content/blobs/sha256/" + "3" * 64, "tmp", "swarm"])
+UNIT = st.builds(lambda size, shared, newest: dict(bytes=size, freeable=max(0, size - shared), newest=newest, is_dir=True),
+                 st.integers(0, 10 ** 9), st.integers(0, 4096), st.floats(0, 2e9))
+CLAIMS = st.dictionaries(st.sampled_from(["overlay2/x1", "overlay2/x2",
+                                          "containerd/daemon/io.containerd.snapshotter.v1.overlayfs/snapshots/4"]),
+                         st.sampled_from(["images", "containers", "build_cache"]))
+LINKS = st.dictionaries(st.sampled_from(["overlay2/l/AAA", "overlay2/l/BBB"]),
+                        st.one_of(st.none(), st.sampled_from(["overlay2/x1", "overlay2/x2", "overlay2/gone"])))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(PATHS, UNIT), CLAIMS, LINKS, st.booleans())
+def test_every_byte_is_counted_once_whatever_the_metadata_says(units, claims, links, complete):
+    index = StorageIndex(claims=claims, links=links, problems=[] if complete else ["unreadable"],
+                         leftovers={"image/overlay2/layerdb/sha256/" + "2" * 64 + "-removing": "removing"})
+    report, leaks = categorize("/var/lib/docker", units, index)
+    assert sum(report["categories"].values()) + report["unexplained_bytes"] == report["bytes"] \
+        == sum(u["bytes"] for u in units.values())
+    assert report["categories"]["leaked"] == sum(leak["accounted_bytes"] for leak in leaks)
+    assert all(leak["bytes"] <= leak["accounted_bytes"] for leak in leaks)  # a hard link out frees nothing
+    assert not any(leak["relative_path"] in claims for leak in leaks)  # what the metadata names is never leaked
+    if not complete:
+        assert leaks == []
