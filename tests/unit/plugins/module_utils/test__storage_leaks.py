@@ -10,6 +10,7 @@ import pytest
 
 from ansible_collections.reclaim.docker.plugins.module_utils import _storage_leaks
 from ansible_collections.reclaim.docker.plugins.module_utils._disk_walk import walk
+from ansible_collections.reclaim.docker.plugins.module_utils._leak_job import LeakJob
 from ansible_collections.reclaim.docker.plugins.module_utils._root_dir import categorize, descend
 from ansible_collections.reclaim.docker.plugins.module_utils._storage_index import read_index
 from ansible_collections.reclaim.docker.plugins.module_utils._storage_leaks import (
@@ -133,3 +134,11 @@ def test_a_leak_gone_meanwhile_is_a_skip(root):
     shutil.rmtree(root / "overlay2" / LEAK)
     action = remove(str(root), removal, newest)
     assert action["status"] == "skipped"
+
+
+def test_the_job_refuses_bad_options_before_the_engine_is_contacted():
+    base = dict(timeout=60, api_version="auto", tls=False, validate_certs=False, ca_path=None, client_cert=None,
+                client_key=None, tls_hostname=None)
+    assert LeakJob(dict(base, docker_host="unix:///var/run/docker.sock", min_age="24h"), now=0).problem is None
+    assert "min_age" in LeakJob(dict(base, docker_host="unix:///var/run/docker.sock", min_age="soon"), now=0).problem
+    assert "unix://" in LeakJob(dict(base, docker_host="tcp://127.0.0.1:2375", min_age="24h"), now=0).problem
