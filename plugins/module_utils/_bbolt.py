@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 import struct
+import time
 
 MAGIC = 0xED0CDAED
 VERSION = 2
@@ -36,6 +37,7 @@ BUCKET_HEADER = struct.Struct("<QQ")  # root pgid (0: inline), sequence
 CHECKSUMMED = 56  # the meta's bytes before its checksum
 # A file changing under every read is being rewritten as fast as we read: give up rather than loop.
 READ_ATTEMPTS = 5
+RETRY_PAUSE = 0.1  # seconds, times the attempt's number: 1 s of pauses in all
 # Deeper trees than this are not what bbolt writes (it is balanced); a loop in a corrupt file must end.
 MAX_DEPTH = 64
 
@@ -159,7 +161,9 @@ def read(path):
     """The root bucket of the bbolt database at PATH, read whole while its owner may be writing it: accepted when its
     newest meta page is the same after the read as in what was read. OSError when it cannot be read; BoltError when it
     is not a database or kept changing."""
-    for _attempt in range(READ_ATTEMPTS):
+    for attempt in range(READ_ATTEMPTS):
+        if attempt:
+            time.sleep(RETRY_PAUSE * attempt)  # let a burst of commits pass
         with open(path, "rb") as handle:
             data = handle.read()
             head = os.pread(handle.fileno(), 2 * newest_meta(data)["page_size"], 0) if data else b""
