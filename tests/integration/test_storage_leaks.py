@@ -52,6 +52,20 @@ def du(path) -> int:
     return int(out.stdout.split()[0])
 
 
+def settled_du(path, pause=1.0, timeout=30) -> int:
+    """du -sx once two reads PAUSE apart agree: a daemon just started still empties its old tmp dir, and containerd
+    collects garbage, both in the background; the judge of a drop must not count their work."""
+    deadline = time.monotonic() + timeout
+    last = du(path)
+    while time.monotonic() < deadline:
+        time.sleep(pause)
+        now = du(path)
+        if now == last:
+            return now
+        last = now
+    raise AssertionError(f"du of {path} still changed after {timeout} s")
+
+
 def store_dir(engine) -> Path:
     if engine.flavour == "28.5-containerd":
         return engine.data_root / "containerd/daemon/io.containerd.snapshotter.v1.overlayfs/snapshots"
@@ -210,7 +224,7 @@ def leak_args(host, **extra):
 
 def test_root_dir_explains_every_byte(ansible, host):
     engine = host["engine"]
-    walked_before = du(engine.data_root)
+    walked_before = settled_du(engine.data_root)
     result = ansible.module(ROOT_DIR_MODULE, {"root_dir": True, "docker_host": engine.docker_host}, engine, check=True)
     assert result.get("failed") is not True, result.get("msg")
     root_dir = result["root_dir"]
@@ -281,8 +295,8 @@ def test_check_predicts_the_real_run_and_the_drop_of_du(ansible, host):
     api = scenario.client(engine.docker_host)
     known = known_objects(engine.docker_host)
     containerd_before = ctr_state(engine) if engine.flavour == "28.5-containerd" else None
-    before = du(engine.data_root)
     predicted = ansible.module(LEAKS_MODULE, leak_args(host), engine, check=True)
+    before = settled_du(engine.data_root)
     real = ansible.module(LEAKS_MODULE, leak_args(host), engine)
     assert [(a["path"], a["status"], a.get("engine_reason")) for a in real["actions"]] == \
         [(leak["path"], "done", None) for leak in real["leaks"]]
