@@ -64,7 +64,9 @@ def check_then_real(ansible, engine, args):
 
 def test_removing_both_names_reports_both_repositories_digests(ansible, engine, local_registry, prefix):
     image_id, tags, digests = pulled_into_two_repositories(engine, local_registry, prefix)
+    size_before = scenario.layers_size(engine.docker_host)
     _predicted, real = check_then_real(ansible, engine, {"name": tags})
+    assert real["reclaimed_bytes"] == size_before - scenario.layers_size(engine.docker_host) > 0
     before = real["diff"]["before"]
     assert (before["id"], before["tags"], before["digests"]) == (image_id, tags, digests)
     assert sorted(real["image"]["RepoDigests"]) == digests  # the module's own inspect agrees with its snapshot
@@ -93,7 +95,8 @@ def test_the_last_tag_of_one_repository_takes_its_digest(ansible, engine, local_
     # By ID with force, the planner takes every reference the image still has, as inspect lists them.
     _predicted, real = check_then_real(ansible, engine, {"name": [image_id], "force": True})
     [delete] = real["actions"]
-    assert delete["action"] == "delete_image" and delete["untags"] == sorted(inspect["RepoTags"] + inspect["RepoDigests"])
+    assert delete["action"] == "delete_image"
+    assert delete["untags"] == sorted(inspect["RepoTags"] + inspect["RepoDigests"])
     assert real["untagged"] == delete["untags"] and real["deleted"] == [image_id]
 
 

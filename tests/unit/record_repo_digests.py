@@ -57,8 +57,8 @@ def make_cases(api, host, registry_host):
             continue
         image_id = built.images[name]["id"]
         # A pull by digest needs a tag to push under: "pushed", never pulled.
-        digests = [registry.push(api, image_id, f"{remote}/{pull[:-1]}:pushed" if pull.endswith("@") else f"{remote}/{pull}")
-                   for pull in case["pull"]]
+        pushed = [f"{remote}/{pull[:-1]}:pushed" if pull.endswith("@") else f"{remote}/{pull}" for pull in case["pull"]]
+        digests = [registry.push(api, image_id, reference) for reference in pushed]
         api.remove_image(image_id, force=True)
         for pull, digest in zip(case["pull"], digests):
             if pull.endswith("@"):
