@@ -144,7 +144,7 @@ RETURN = r"""
 untagged:
   description:
     - References removed (or, in check mode, that would be), with the C(repo@digest) references that go with a
-      repository's last tag: every reference that image inspect listed and the image no longer has.
+      repository's last tag; so every reference that image inspect listed and the image no longer has.
     - On the containerd image store the engine's own answer (passed on by M(community.docker.docker_image_remove)) names
       the tags only.
   returned: always
