@@ -19,8 +19,9 @@ PRUNE = "reclaim.docker.prune"
 
 
 @pytest.fixture(scope="session")
-def local_registry():
-    started = registry.start("it-registry")
+def local_registry(engine):
+    """A registry per engine: the flavours' tests may run in parallel (pytest-xdist), each with its own engine."""
+    started = registry.start(f"{engine.name}-registry")
     yield started
     registry.stop(started)
 
