@@ -95,7 +95,8 @@ class ImageRemovalPlanner:
         the image record) but the containers keep every layer. Reported as orphaned, not as freed."""
         held = self.images.accounting.held_by_containers_only(image.id)
         by_id = named_by == "id"
-        untags = sorted(self.images.references[image.id]) if by_id else [reference]
+        # By tag too, every reference goes: a tag gets here only when nothing would be left (as for a delete).
+        untags = sorted(self.images.references[image.id])
         self.images.force_untag(image, untags, record_deleted=by_id or not self.snapshot.containerd_store,
                                 reference=image.id if by_id else reference,
                                 reason=f"force: untagged while stopped container(s) {describe_containers(containers)} "

@@ -114,8 +114,12 @@ class ImageDeletion:
                       bytes=self.accounting.remove_container(container.id), reason=reason)
 
     def untag(self, image, reference, reason):
-        self.references[image.id] = self.references_after_removing(image, reference)
-        self.plan.add("untag", reference=reference, image=image.id, bytes=0, force=False, reason=reason)
+        """Remove REFERENCE from IMAGE, which keeps other references; `untags` is every reference that goes (a
+        repository's digests go with its last tag; on the containerd store, a digest takes its repository's tags)."""
+        remaining = self.references_after_removing(image, reference)
+        untags = sorted(self.references[image.id] - remaining)
+        self.references[image.id] = remaining
+        self.plan.add("untag", reference=reference, image=image.id, untags=untags, bytes=0, force=False, reason=reason)
 
     def delete(self, image, target, reason, force=False):
         untags = sorted(self.references[image.id])

@@ -143,9 +143,10 @@ EXAMPLES = r"""
 RETURN = r"""
 untagged:
   description:
-    - References removed (or, in check mode, that would be).
-    - On the containerd image store, also the C(repo@digest) reference that goes with a repository's last tag, which the
-      engine's own answer (passed on by M(community.docker.docker_image_remove)) does not list.
+    - References removed (or, in check mode, that would be), with the C(repo@digest) references that go with a
+      repository's last tag; so every reference that image inspect listed and the image no longer has.
+    - On the containerd image store the engine's own answer (passed on by M(community.docker.docker_image_remove)) names
+      the tags only.
   returned: always
   type: list
   elements: str

@@ -222,7 +222,8 @@ kept:
   sample:
     counts: {protected: 1, in_use: 4, too_young: 0, keep_last: 12, within_policy: 3, dangling_excluded: 0}
 untagged:
-  description: Tags removed (or that would be).
+  description: References removed (or that would be) by untagging and deleting images, with the C(repo@digest) references
+    that go with a repository's last tag.
   returned: always
   type: list
   elements: str

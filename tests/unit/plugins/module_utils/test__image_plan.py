@@ -15,6 +15,7 @@ from snapshot_helpers import (
     recorded,
 )
 
+from ansible_collections.reclaim.docker.plugins.module_utils._apply import untagged_by
 from ansible_collections.reclaim.docker.plugins.module_utils._image_plan import ImageRemovalPlanner, plan_image_removal
 from ansible_collections.reclaim.docker.plugins.module_utils._model import short_id
 
@@ -242,6 +243,8 @@ def test_force_alone_on_a_stopped_containers_image_untags_and_orphans(snap):
     halted = container_named(snap, "rec-halted")
     plan = plan_image_removal(snap, [P + "lab/stop:1"], force=True)
     assert actions(plan) == [("force_untag", P + "lab/stop:1")]
+    # Its last tag: every reference goes with it, the containerd store's repo@digest too.
+    assert plan.actions[0]["untags"] == sorted(by_tag(snap, P + "lab/stop:1").references)
     assert plan.actions[0]["bytes"] == 0 and plan.reclaimed_bytes == 0
     assert plan.actions[0]["record_deleted"] is (not snap.containerd_store)
     [orphan] = plan.orphaned
@@ -289,9 +292,28 @@ def test_containerd_digest_reference_removes_that_repositorys_tags():
 
 def test_removing_a_repositorys_last_tag_drops_its_digest():
     snap = recorded("28.5-containerd")
+    image = by_tag(snap, P + "other/multi:1")
     plan = plan_image_removal(snap, [P + "other/multi:1"])
     assert actions(plan) == [("untag", P + "other/multi:1")]
-    assert "@" not in plan.actions[0]["reason"]
+    # The image keeps lab/multi's tags and digest; other/multi's digest goes with its last tag, and is reported.
+    assert f"{P}other/multi@{image.id}" not in plan.actions[0]["reason"]
+    assert f"{P}lab/multi@{image.id}" in plan.actions[0]["reason"]
+    assert plan.actions[0]["untags"] == [f"{P}other/multi:1", f"{P}other/multi@{image.id}"]
+
+
+def test_an_image_in_two_repositories_loses_every_reference_it_had(snap):
+    """By its names one by one or by ID with force: `untags` (so `untagged`) holds every reference the image had,
+    each repository's digests with its last tag, as image inspect lists them (the containerd store's recorded snapshot
+    holds both repositories' digests, as inspect does)."""
+    image = by_tag(snap, P + "other/multi:1")
+    by_names = plan_image_removal(snap, sorted(image.repo_tags))
+    assert actions(by_names) == [("untag", P + "lab/multi:1"), ("untag", P + "lab/multi:2"),
+                                 ("delete_image", P + "other/multi:1")]
+    assert untagged_by(by_names.actions) == sorted(image.references)
+    by_id = plan_image_removal(snap, [image.id], force=True)
+    assert by_id.actions[0]["untags"] == untagged_by(by_id.actions) == sorted(image.references)
+    if snap.containerd_store:
+        assert image.repo_digests == (f"{P}lab/multi@{image.id}", f"{P}other/multi@{image.id}")
 
 
 # ---------------------------------------------------------------- prune of untagged parents
