@@ -29,11 +29,11 @@ import socket
 import stat
 import time
 
-from ansible_collections.reclaim.docker.plugins.module_utils._layer_cache import (
-    _make_dirs,
-    _reason,
+from ansible_collections.reclaim.docker.plugins.module_utils._host_files import (
     default_cache_dir,
     engine_digest,
+    make_dirs,
+    os_error_text,
 )
 
 LOCK_FORMAT = 1
@@ -45,7 +45,7 @@ JOB_ID_VARIABLES = ("JOB_ID", "AWX_JOB_ID")
 # The file holds one small JSON object; anything longer is not what this code writes.
 IDENTITY_LIMIT = 4096
 # O_NOFOLLOW: never write through a symbolic link put in the lock's place; O_NONBLOCK: nor block on a FIFO.
-_OPEN_FLAGS = (os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+OPEN_FLAGS = (os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
                | getattr(os, "O_CLOEXEC", 0))
 # Who holds the lock is no secret: others may read it (a run as another user can then name the holder).
 FILE_MODE = 0o644
@@ -80,9 +80,9 @@ def prepare_lock_dir(directory, environ=None):
     missing parents. LockError naming lock_dir when it cannot be made or written by the user that runs the module."""
     directory = directory or default_cache_dir(environ)
     try:
-        _make_dirs(directory)
+        make_dirs(directory)
     except OSError as exc:
-        raise LockError(f"lock_dir {directory} cannot be created: {_reason(exc)}. Nothing was changed.") from None
+        raise LockError(f"lock_dir {directory} cannot be created: {os_error_text(exc)}. Nothing was changed.") from None
     if not os.path.isdir(directory):
         raise LockError(f"lock_dir {directory} is not a directory. Nothing was changed.")
     if not os.access(directory, os.W_OK | os.X_OK, effective_ids=os.access in os.supports_effective_ids):
@@ -171,7 +171,7 @@ class EngineLock:
                     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 except OSError as exc:
                     if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                        raise LockError(f"The lock file {self.path} cannot be locked: {_reason(exc)} "
+                        raise LockError(f"The lock file {self.path} cannot be locked: {os_error_text(exc)} "
                                         f"(lock_dir {self.directory}). Nothing was changed.") from None
                     contended = True
                     holder = self._read_holder(fd)
@@ -225,9 +225,9 @@ class EngineLock:
 
     def _open(self):
         try:
-            fd = os.open(self.path, _OPEN_FLAGS, FILE_MODE)
+            fd = os.open(self.path, OPEN_FLAGS, FILE_MODE)
         except OSError as exc:
-            reason = "it is a symbolic link" if exc.errno == errno.ELOOP else _reason(exc)
+            reason = "it is a symbolic link" if exc.errno == errno.ELOOP else os_error_text(exc)
             raise LockError(f"The lock file {self.path} cannot be opened: {reason} (lock_dir {self.directory}). "
                             "Nothing was changed.") from None
         try:
@@ -255,7 +255,7 @@ class EngineLock:
             os.pwrite(fd, data.encode("utf-8", "surrogateescape"), 0)
         except OSError as exc:
             # The lock is held all the same; only a waiter that gives up cannot name this run.
-            self.problems.append(f"The lock file {self.path} does not say who holds the lock: {_reason(exc)}.")
+            self.problems.append(f"The lock file {self.path} does not say who holds the lock: {os_error_text(exc)}.")
 
     def _read_holder(self, fd):
         """The holder's identity as the file gives it, or None when it gives none that can be trusted: empty (the
