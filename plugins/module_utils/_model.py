@@ -219,8 +219,10 @@ class Snapshot:
         self.networks = {network.id: network for network in networks}
         self.volumes = {volume.name: volume for volume in volumes}
         self.build_cache = [dict(record) for record in build_cache]
-        # Image ID -> when it was last seen in use, from the usage ledger (filled by the pipeline when it keeps one).
+        # Image ID / volume name -> when it was last seen in use, from the usage ledger (filled by the pipeline when it
+        # keeps one).
         self.last_use = {}
+        self.volume_last_use = {}
         self._containers_by_image = {}
         for container in sorted(self.containers.values(), key=lambda c: c.name):
             self._containers_by_image.setdefault(container.image_id, []).append(container)

@@ -28,7 +28,11 @@ from ansible_collections.reclaim.docker.plugins.module_utils._lock import (
     prepare_lock_dir,
 )
 from ansible_collections.reclaim.docker.plugins.module_utils._snapshot import load_layers, read_snapshot
-from ansible_collections.reclaim.docker.plugins.module_utils._usage_ledger import UsageLedger, event_uses
+from ansible_collections.reclaim.docker.plugins.module_utils._usage_ledger import (
+    UsageLedger,
+    event_uses,
+    event_volume_uses,
+)
 
 
 def touched_images(snapshot, plan):
@@ -129,9 +133,9 @@ class Pipeline:
         return snapshot
 
     def _track_usage(self, snapshot):
-        """Record in the usage ledger what SNAPSHOT's containers and the engine's events since the previous run show in
-        use, and give the snapshot every last use the ledger knows. Check mode too: the ledger is host-local state,
-        like the layer cache. Nothing here fails the run."""
+        """Record in the usage ledger the images and volumes that SNAPSHOT's containers and the engine's events since the
+        previous run show in use, and give the snapshot every last use the ledger knows. Check mode too: the ledger is
+        host-local state, like the layer cache. Nothing here fails the run."""
         params = self.module.params
         if not params.get("usage_ledger"):
             return
@@ -141,7 +145,8 @@ class Pipeline:
         # as twice: the latest wins).
         until = int(now)
         try:
-            events = self.client.events(since=int(ledger.events_until or 0), until=until, filters={"type": ["container"]})
+            events = self.client.events(since=int(ledger.events_until or 0), until=until,
+                                        filters={"type": ["container", "volume"]})
         except (APIError, OSError) as exc:
             events, until = [], None
             self.module.warn(f"Could not read the engine's events for the usage ledger: {exc}")
@@ -157,13 +162,22 @@ class Pipeline:
                 return None
             return found[1].id if found else None
 
+        def volumes_of_container(container_id):
+            container = snapshot.containers.get(container_id)
+            return container.volumes if container else ()
+
         uses = event_uses(events, image_of_container, resolve)
+        volume_uses = event_volume_uses(events, volumes_of_container)
         for container in snapshot.containers.values():
             seen = now if container.running else (container.stopped or container.created)
-            if seen and seen > uses.get(container.image_id, float("-inf")):
-                uses[container.image_id] = seen
-        ledger.record(uses, events_until=until, now=now)
+            if not seen:
+                continue
+            for used, key in [(uses, container.image_id)] + [(volume_uses, name) for name in container.volumes]:
+                if seen > used.get(key, float("-inf")):
+                    used[key] = seen
+        ledger.record(uses, events_until=until, now=now, volume_uses=volume_uses)
         snapshot.last_use = dict(ledger.last_use)
+        snapshot.volume_last_use = dict(ledger.volume_last_use)
         for problem in ledger.problems:
             self.module.warn(problem)
 

@@ -4,16 +4,20 @@
 
 # This module utility is PRIVATE to the collection: it can change at any time.
 
-"""The usage ledger: when each image was last seen in use on an engine, kept on the host in one file per engine (see
-the _usage_ledger doc fragment), so that a container that ran and was removed (`docker run --rm`) still counts as a
-use after it is gone.
+"""The usage ledger: when each image and each volume was last seen in use on an engine, kept on the host in one file
+per engine (see the _usage_ledger doc fragment), so that a container that ran and was removed (`docker run --rm`) still
+counts as a use after it is gone.
 
 Written by the modules that read the engine's containers (from the containers present and the engine's events since
 the previous run) and by the usage tracker service of the role reclaim.docker.usage_tracker (from the event stream),
 which runs this file and _host_files.py as they are, under the same package path: standard library only, Python 3.9
-and later. Writers merge under an flock (the latest use of each image wins), so none loses another's uses. Losing the
-file costs only history: every problem is stated in `problems`, never raised, and the run goes on as if the ledger
-were empty.
+and later. Writers merge under an flock (the latest use of each image and volume wins), so none loses another's uses.
+Losing the file costs only history: every problem is stated in `problems`, never raised, and the run goes on as if the
+ledger were empty.
+
+Format 2 added `volumes` to format 1; a format 1 file reads as one with no volume uses, and is written as format 2. A
+collection that reads format 1 only ignores a format 2 file with a warning and writes it anew (that history is lost):
+the tracker's program must come from the same collection as the modules (the role installs it).
 
 The modules usually run as root and the tracker as its own user, and both write the one file, so the ledger belongs
 to its directory's owner (see the doc fragment): a reader trusts the directory when it owns it, or when it is root;
@@ -41,11 +45,16 @@ from ansible_collections.reclaim.docker.plugins.module_utils._host_files import 
     write_atomically,
 )
 
-LEDGER_FORMAT = 1
+LEDGER_FORMAT = 2
+# The formats this code reads: 1 has no volume uses.
+READABLE_FORMATS = (1, 2)
 # Uses older than this are dropped when the file is written: no retention policy looks that far back.
 KEEP_SECONDS = 400 * 86400
-# The container events that show an image in use.
+# The container events that show an image, and the volumes the container mounts, in use.
 USE_EVENTS = ("create", "start", "die", "destroy")
+# The volume events that name the container using the volume (Actor.Attributes.container); container events carry no
+# mounts (measured on Docker 20.10 and 28.5, both stores), and a destroyed container can no longer be inspected.
+VOLUME_USE_EVENTS = ("mount", "unmount")
 _LOCK_FLAGS = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | \
     getattr(os, "O_CLOEXEC", 0)
 
@@ -131,17 +140,19 @@ class _Directory:
 
 
 class UsageLedger:
-    """Last use per image ID of one engine, and the time up to which its events were read (events_until)."""
+    """Last use per image ID (last_use) and per volume name (volume_last_use) of one engine, and the time up to which
+    its events were read (events_until)."""
 
     def __init__(self, path, engine_id=None):
         self.path = path
         self.engine_id = engine_id
         self.problems = []
         self.last_use = {}
+        self.volume_last_use = {}
         self.events_until = None
         self._trusted = path is not None
         if path is not None:
-            self.last_use, self.events_until = self._load()
+            self.last_use, self.volume_last_use, self.events_until = self._load()
 
     @classmethod
     def for_engine(cls, directory, engine_id):
@@ -155,27 +166,29 @@ class UsageLedger:
     def directory(self):
         return os.path.dirname(self.path) or os.curdir
 
-    def record(self, uses, events_until=None, now=None):
-        """Merge USES ({image_id: unix seconds}) into the file, under its lock, keeping each image's latest use; set
-        events_until if given (and later than the file's). Updates last_use with what the file holds then. Returns
-        whether the file was written (when not, `problems` says why)."""
+    def record(self, uses, events_until=None, now=None, volume_uses=None):
+        """Merge USES ({image_id: unix seconds}) and VOLUME_USES ({volume name: unix seconds}) into the file, under its
+        lock, keeping each one's latest use; set events_until if given (and later than the file's). Updates last_use
+        and volume_last_use with what the file holds then. Returns whether the file was written (when not, `problems`
+        says why)."""
         if not self.enabled or not self._trusted:
             return False
         name = os.path.basename(self.path)
         try:
             with _Directory(self.directory, create=True) as directory, _Locked(name + ".lock", directory):
-                current, until = self._read(directory)
+                images, volumes, until = self._read(directory)
                 if not self._trusted:
                     return False  # the file became someone else's since it was loaded: never touched
-                for image_id, seen in uses.items():
-                    if seen > current.get(image_id, float("-inf")):
-                        current[image_id] = seen
+                _merge(images, uses)
+                _merge(volumes, volume_uses or {})
                 if events_until is not None and (until is None or events_until > until):
                     until = events_until
-                horizon = (now if now is not None else max(current.values(), default=0.0)) - KEEP_SECONDS
-                current = {i: t for i, t in current.items() if t >= horizon}
+                latest = max(list(images.values()) + list(volumes.values()), default=0.0)
+                horizon = (now if now is not None else latest) - KEEP_SECONDS
+                images = {i: t for i, t in images.items() if t >= horizon}
+                volumes = {v: t for v, t in volumes.items() if t >= horizon}
                 text = json.dumps({"format": LEDGER_FORMAT, "engine_id": self.engine_id, "events_until": until,
-                                   "images": current}, separators=(",", ":"), sort_keys=True)
+                                   "images": images, "volumes": volumes}, separators=(",", ":"), sort_keys=True)
                 write_atomically(name, text, ".usage-", dir_fd=directory.fd, owner=directory.give)
         except _Distrusted as exc:
             self.problems.append(f"The usage ledger {self.path} was not written: its directory {self.directory} {exc}.")
@@ -183,7 +196,7 @@ class UsageLedger:
         except OSError as exc:
             self.problems.append(f"The usage ledger {self.path} was not written: {os_error_text(exc)}.")
             return False
-        self.last_use, self.events_until = current, until
+        self.last_use, self.volume_last_use, self.events_until = images, volumes, until
         return True
 
     def _load(self):
@@ -192,20 +205,20 @@ class UsageLedger:
             with _Directory(self.directory, create=False) as directory:
                 return self._read(directory)
         except (FileNotFoundError, NotADirectoryError):
-            return {}, None
+            return {}, {}, None
         except _Distrusted as exc:
             return self._ignore(f"its directory {self.directory} {exc}", keep=False)
         except OSError as exc:
             return self._ignore(f"its directory {self.directory} cannot be opened ({os_error_text(exc)})", keep=True)
 
     def _read(self, directory):
-        """(uses, events_until) of the file in DIRECTORY; empty when there is none or it cannot be trusted (then
-        stated)."""
+        """(image uses, volume uses, events_until) of the file in DIRECTORY; empty when there is none or it cannot be
+        trusted (then stated)."""
         name = os.path.basename(self.path)
         try:
             distrust = file_distrust(os.stat(name, dir_fd=directory.fd, follow_symlinks=False), directory.owner[0])
         except FileNotFoundError:
-            return {}, None
+            return {}, {}, None
         except OSError as exc:
             return self._ignore(f"it cannot be examined ({os_error_text(exc)})", keep=True)
         if distrust:
@@ -213,7 +226,7 @@ class UsageLedger:
         try:
             fd = os.open(name, OPEN_FLAGS, dir_fd=directory.fd)
         except FileNotFoundError:
-            return {}, None
+            return {}, {}, None
         except OSError as exc:
             if exc.errno == errno.ELOOP:
                 return self._ignore("it is a symbolic link", keep=False)
@@ -235,7 +248,8 @@ class UsageLedger:
             problem = _problem(data, self.engine_id)
         if problem:
             return self._ignore(problem, keep=True)
-        return {i: float(t) for i, t in data["images"].items()}, data["events_until"]
+        return ({i: float(t) for i, t in data["images"].items()},
+                {v: float(t) for v, t in (data.get("volumes") or {}).items()}, data["events_until"])
 
     def _ignore(self, reason, keep):
         """KEEP: the file is ours but unusable, written anew; otherwise someone else could write it: never touched."""
@@ -244,24 +258,37 @@ class UsageLedger:
         else:
             self.problems.append(f"The usage ledger {self.path} was ignored and will not be written: {reason}.")
             self._trusted = False
-        return {}, None
+        return {}, {}, None
+
+
+def _merge(current, uses):
+    """Each use of USES into CURRENT where it is later."""
+    for key, seen in uses.items():
+        if seen > current.get(key, float("-inf")):
+            current[key] = seen
+
+
+def _is_time_map(value):
+    return isinstance(value, dict) and all(
+        isinstance(k, str) and isinstance(t, (int, float)) and not isinstance(t, bool) for k, t in value.items())
 
 
 def _problem(data, engine_id):
-    """Why DATA is not a ledger this code writes (the end of a sentence), or None."""
+    """Why DATA is not a ledger this code reads (the end of a sentence), or None."""
     if not isinstance(data, dict):
         return "it is not a JSON object"
-    if data.get("format") != LEDGER_FORMAT or isinstance(data.get("format"), bool):
-        return f"its format is {data.get('format')!r}, this collection reads format {LEDGER_FORMAT}"
+    if data.get("format") not in READABLE_FORMATS or isinstance(data.get("format"), bool):
+        return (f"its format is {data.get('format')!r}, this collection reads formats "
+                f"{', '.join(str(f) for f in READABLE_FORMATS)}")
     if engine_id is not None and data.get("engine_id") != engine_id:
         return f"it is for engine {data.get('engine_id')!r}, not {engine_id!r}"
     until = data.get("events_until")
     if until is not None and (isinstance(until, bool) or not isinstance(until, (int, float))):
         return "its events_until is not a time"
-    images = data.get("images")
-    if not isinstance(images, dict) or not all(
-            isinstance(i, str) and isinstance(t, (int, float)) and not isinstance(t, bool) for i, t in images.items()):
+    if not _is_time_map(data.get("images")):
         return "its images are not a map of image IDs to times"
+    if data["format"] >= 2 and not _is_time_map(data.get("volumes")):
+        return "its volumes are not a map of volume names to times"
     return None
 
 
@@ -292,6 +319,10 @@ class _Locked:
         os.close(self.fd)  # closing releases the flock
 
 
+def _event_time(event):
+    return event["timeNano"] / 1e9 if event.get("timeNano") else float(event.get("time") or 0)
+
+
 def event_uses(events, image_of_container, resolve):
     """The image uses EVENTS show: {image_id: latest event time}. A container event names the container (its image is
     IMAGE_OF_CONTAINER(container_id) while it exists) and the image as the user gave it (Actor.Attributes.image, a
@@ -306,7 +337,42 @@ def event_uses(events, image_of_container, resolve):
             resolve((actor.get("Attributes") or {}).get("image") or event.get("from") or "")
         if not image_id:
             continue
-        seen = event["timeNano"] / 1e9 if event.get("timeNano") else float(event.get("time") or 0)
+        seen = _event_time(event)
         if seen > uses.get(image_id, float("-inf")):
             uses[image_id] = seen
     return uses
+
+
+def event_volume_uses(events, volumes_of_container):
+    """The volume uses EVENTS show: {volume name: latest event time}. A volume's mount and unmount events name it
+    (Actor.ID) and the container (Actor.Attributes.container); a container event (create, start, die, destroy) is a use
+    of every volume the container mounts: VOLUMES_OF_CONTAINER(container_id) while it exists (its Mounts), and those
+    its mount events in EVENTS name, which is all that tells them once it is destroyed. A container created and
+    removed without being started (no mount event) while nothing could inspect it leaves no use."""
+    mounted = {}
+    for event in events:
+        container = _volume_event_container(event)
+        if container:
+            mounted.setdefault(container, set()).add((event.get("Actor") or {}).get("ID") or event.get("id"))
+    uses = {}
+    for event in events:
+        container = _volume_event_container(event)
+        if container:
+            names = {(event.get("Actor") or {}).get("ID") or event.get("id")}
+        elif event.get("Type") == "container" and event.get("Action") in USE_EVENTS:
+            container = (event.get("Actor") or {}).get("ID") or event.get("id")
+            names = set(volumes_of_container(container) or ()) | mounted.get(container, set())
+        else:
+            continue
+        seen = _event_time(event)
+        for name in names:
+            if name and seen > uses.get(name, float("-inf")):
+                uses[name] = seen
+    return uses
+
+
+def _volume_event_container(event):
+    """The container a volume's mount or unmount EVENT names, or None (any other event)."""
+    if event.get("Type") != "volume" or event.get("Action") not in VOLUME_USE_EVENTS:
+        return None
+    return ((event.get("Actor") or {}).get("Attributes") or {}).get("container") or None

@@ -2,8 +2,9 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""reclaim.docker's usage tracker: follows a Docker engine's container events into the usage ledger, so that every
-use of an image counts, also of containers created and removed between two module runs (`docker run --rm`).
+"""reclaim.docker's usage tracker: follows a Docker engine's container and volume events into the usage ledger, so that
+every use of an image or a volume counts, also of containers created and removed between two module runs
+(`docker run --rm`).
 
 Installed by the role reclaim.docker.usage_tracker next to the collection's ledger code (the ansible_collections tree
 beside this file) and run by systemd (Type=notify: READY=1, WATCHDOG=1 from the main loop, STOPPING=1). Standard
@@ -38,6 +39,7 @@ from ansible_collections.reclaim.docker.plugins.module_utils._transport import (
 from ansible_collections.reclaim.docker.plugins.module_utils._usage_ledger import (  # noqa: E402  pylint: disable=wrong-import-position
     UsageLedger,
     event_uses,
+    event_volume_uses,
 )
 
 SCHEMES = ("unix", "tcp", "http")
@@ -104,7 +106,11 @@ class Tracker:
         self.engine_id = None
         self.ledger = None
         self.images_of = {}  # container ID -> image ID, learnt at create and start
+        # Container ID -> the volumes it mounts, learnt at create and start and from its volumes' mount events: all
+        # that tells them at its destroy event (a `--rm` container may be gone before it can be inspected).
+        self.volumes_of = {}
         self.pending = {}
+        self.pending_volumes = {}
         self.events_until = None  # the time of the last event handled
         self.written_until = None
         self.since = None  # where the next stream starts
@@ -168,7 +174,7 @@ class Tracker:
         else:
             log(f"The engine at {self.docker_host} is now engine {engine_id}, not {self.engine_id}: following it into "
                 f"{ledger.path}.")
-        self.engine_id, self.ledger, self.images_of = engine_id, ledger, {}
+        self.engine_id, self.ledger, self.images_of, self.volumes_of = engine_id, ledger, {}, {}
         self.since = ledger.events_until or self.since or int(time.time())
         self.events_until = self.written_until = ledger.events_until
         self.notifier.send(f"STATUS=Following {self.docker_host} (engine {engine_id}) into {ledger.path}")
@@ -197,7 +203,8 @@ class Tracker:
         """The reader thread: each event of the stream, then how it ended."""
         delivered, ended = 0, None
         try:
-            for event in self.transport.stream("/events", {"since": int(since), "filters": {"type": ["container"]}},
+            for event in self.transport.stream("/events", {"since": int(since),
+                                                           "filters": {"type": ["container", "volume"]}},
                                                read_timeout=self.read_timeout):
                 self.items.put(("event", stream, event))
                 delivered += 1
@@ -227,13 +234,20 @@ class Tracker:
             self.failed(ended or "the event stream ended")
 
     def handle(self, event):
-        actor_id = (event.get("Actor") or {}).get("ID") or event.get("id")
+        actor = event.get("Actor") or {}
+        actor_id = actor.get("ID") or event.get("id")
+        container = (actor.get("Attributes") or {}).get("container")
+        if event.get("Type") == "volume" and container:
+            self.volumes_of.setdefault(container, set()).add(actor_id)
         known = self.images_of.get if event.get("Action") in ("die", "destroy") else self.image_of_container
         uses = event_uses([event], known, self.resolve)
-        if event.get("Action") == "destroy":
+        volume_uses = event_volume_uses([event], lambda container_id: self.volumes_of.get(container_id, ()))
+        if event.get("Type") == "container" and event.get("Action") == "destroy":
             self.images_of.pop(actor_id, None)
-        for image_id, seen in uses.items():
-            self.pending[image_id] = max(seen, self.pending.get(image_id, seen))
+            self.volumes_of.pop(actor_id, None)
+        for pending, found in ((self.pending, uses), (self.pending_volumes, volume_uses)):
+            for key, seen in found.items():
+                pending[key] = max(seen, pending.get(key, seen))
         self.events_until = int(event.get("time") or 0) or self.events_until
         self.since = self.events_until or self.since
 
@@ -247,9 +261,12 @@ class Tracker:
             raise
 
     def image_of_container(self, container_id):
+        """Its image; inspected once, which also tells the volumes it mounts."""
         if container_id not in self.images_of:
             found = self.get_json(f"/containers/{quote(container_id, safe='')}/json")
             self.images_of[container_id] = found.get("Image") if found else None
+            self.volumes_of.setdefault(container_id, set()).update(
+                m["Name"] for m in (found or {}).get("Mounts") or () if m.get("Type") == "volume" and m.get("Name"))
         return self.images_of[container_id]
 
     def resolve(self, reference):
@@ -259,10 +276,12 @@ class Tracker:
     # The ledger
 
     def flush(self):
-        if self.ledger is None or (not self.pending and self.events_until == self.written_until):
+        if self.ledger is None or (not self.pending and not self.pending_volumes
+                                   and self.events_until == self.written_until):
             return
-        pending, self.pending = self.pending, {}
-        written = self.ledger.record(pending, events_until=self.events_until, now=time.time())
+        pending, pending_volumes, self.pending, self.pending_volumes = self.pending, self.pending_volumes, {}, {}
+        written = self.ledger.record(pending, events_until=self.events_until, now=time.time(),
+                                     volume_uses=pending_volumes)
         self.report(self.ledger)
         if not written:
             raise LedgerFailed()

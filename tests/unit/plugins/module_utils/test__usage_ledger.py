@@ -1,5 +1,6 @@
-"""The usage ledger: its file rules (also between root and the directory's owner, two real uids), the merge of concurrent
-writers, and the uses engine events show."""
+"""The usage ledger: its file rules (also between root and the directory's owner, two real uids), its format (format 1
+files still read), the merge of concurrent writers, and the uses engine events show (also as recorded from real
+engines)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from snapshot_helpers import FLAVOURS, SNAPSHOTS
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -21,6 +23,7 @@ from ansible_collections.reclaim.docker.plugins.module_utils._usage_ledger impor
     UsageLedger,
     directory_distrust,
     event_uses,
+    event_volume_uses,
     file_distrust,
     ledger_file_name,
 )
@@ -28,6 +31,7 @@ from ansible_collections.reclaim.docker.plugins.module_utils._usage_ledger impor
 ENGINE = "ABCD:EFGH"
 NOW = 1_800_000_000.0
 A, B = "sha256:" + "a" * 64, "sha256:" + "b" * 64
+V, W = "f" * 64, "data"
 
 
 def ledger_in(directory):
@@ -48,10 +52,36 @@ def test_uses_are_merged_latest_first_and_kept_between_runs(tmp_path):
     assert json.loads(path.read_text())["format"] == LEDGER_FORMAT and not first.problems
 
 
+def test_volume_uses_are_merged_latest_first_beside_the_images(tmp_path):
+    ledger_in(tmp_path / "l").record({A: NOW - 10}, now=NOW, volume_uses={V: NOW - 10, W: NOW - 5})
+    again = ledger_in(tmp_path / "l")
+    assert again.volume_last_use == {V: NOW - 10, W: NOW - 5} and again.last_use == {A: NOW - 10}
+    again.record({}, now=NOW, volume_uses={V: NOW, W: NOW - 20})  # an older use never wins
+    assert ledger_in(tmp_path / "l").volume_last_use == {V: NOW, W: NOW - 5}
+    data = json.loads((tmp_path / "l" / ledger_file_name(ENGINE)).read_text())
+    assert data["format"] == LEDGER_FORMAT == 2 and data["volumes"] == {V: NOW, W: NOW - 5}
+
+
+def test_a_format_1_file_reads_as_one_without_volume_uses_and_is_written_as_format_2(tmp_path):
+    directory = tmp_path / "l"
+    directory.mkdir(mode=0o700)
+    path = directory / ledger_file_name(ENGINE)
+    path.write_text(json.dumps({"format": 1, "engine_id": ENGINE, "events_until": int(NOW - 60), "images": {A: NOW - 60}}))
+    path.chmod(0o600)
+    ledger = ledger_in(directory)
+    assert (ledger.last_use, ledger.volume_last_use, ledger.events_until) == ({A: NOW - 60}, {}, int(NOW - 60))
+    assert not ledger.problems
+    assert ledger.record({B: NOW}, events_until=int(NOW), now=NOW, volume_uses={V: NOW})
+    assert json.loads(path.read_text()) == {"format": 2, "engine_id": ENGINE, "events_until": int(NOW),
+                                            "images": {A: NOW - 60, B: NOW}, "volumes": {V: NOW}}
+
+
 def test_uses_older_than_the_horizon_are_dropped(tmp_path):
     ledger = ledger_in(tmp_path / "l")
-    ledger.record({A: NOW - KEEP_SECONDS - 1, B: NOW - KEEP_SECONDS + 1}, now=NOW)
+    ledger.record({A: NOW - KEEP_SECONDS - 1, B: NOW - KEEP_SECONDS + 1}, now=NOW,
+                  volume_uses={V: NOW - KEEP_SECONDS - 1, W: NOW - KEEP_SECONDS + 1})
     assert ledger_in(tmp_path / "l").last_use == {B: NOW - KEEP_SECONDS + 1}
+    assert ledger_in(tmp_path / "l").volume_last_use == {W: NOW - KEEP_SECONDS + 1}
 
 
 def test_a_corrupt_or_foreign_file_is_ignored_and_written_anew(tmp_path):
@@ -63,7 +93,14 @@ def test_a_corrupt_or_foreign_file_is_ignored_and_written_anew(tmp_path):
                             (json.dumps({"format": LEDGER_FORMAT, "engine_id": "other", "images": {}}),
                              "it is for engine 'other'"),
                             (json.dumps({"format": LEDGER_FORMAT, "engine_id": ENGINE, "images": {A: "x"}}),
-                             "its images are not a map")):
+                             "its images are not a map"),
+                            # A newer collection's format, as a format 1 reader meets this one's: not read, written anew.
+                            (json.dumps({"format": 3, "engine_id": ENGINE, "images": {}, "volumes": {}}),
+                             "its format is 3, this collection reads formats 1, 2"),
+                            (json.dumps({"format": 2, "engine_id": ENGINE, "images": {}}),
+                             "its volumes are not a map"),
+                            (json.dumps({"format": 2, "engine_id": ENGINE, "images": {}, "volumes": {V: True}}),
+                             "its volumes are not a map")):
         path.write_text(content)
         path.chmod(0o600)
         ledger = ledger_in(directory)
@@ -98,7 +135,8 @@ def test_an_unwritable_directory_is_a_warning_not_a_failure(tmp_path):
 def _write_uses(directory, offset):
     ledger = UsageLedger.for_engine(directory, ENGINE)
     for i in range(50):
-        ledger.record({f"sha256:{offset:02d}{i:062d}": NOW + i, A: NOW + offset * 100 + i}, now=NOW + 1000)
+        ledger.record({f"sha256:{offset:02d}{i:062d}": NOW + i, A: NOW + offset * 100 + i}, now=NOW + 1000,
+                      volume_uses={f"v{offset}-{i}": NOW + i, V: NOW + offset * 100 + i})
 
 
 def test_concurrent_writers_lose_no_use(tmp_path):
@@ -111,20 +149,26 @@ def test_concurrent_writers_lose_no_use(tmp_path):
         writer.join()
     uses = ledger_in(directory).last_use
     assert len(uses) == 4 * 50 + 1 and uses[A] == NOW + 3 * 100 + 49
+    volume_uses = ledger_in(directory).volume_last_use
+    assert len(volume_uses) == 4 * 50 + 1 and volume_uses[V] == NOW + 3 * 100 + 49
 
 
 @settings(max_examples=50, deadline=None)
-@given(st.lists(st.dictionaries(st.sampled_from([A, B, "sha256:" + "c" * 64]),
+@given(st.lists(st.dictionaries(st.sampled_from([A, B, "sha256:" + "c" * 64, "volume:" + V, "volume:" + W]),
                                 st.floats(min_value=NOW - 1000, max_value=NOW), max_size=3), max_size=6))
-def test_the_ledger_holds_the_latest_use_of_each_image_whatever_the_order(tmp_path_factory, batches):
+def test_the_ledger_holds_the_latest_use_of_each_image_and_volume_whatever_the_order(tmp_path_factory, batches):
     directory = tmp_path_factory.mktemp("ledger")
     for batch in batches:
-        UsageLedger.for_engine(str(directory), ENGINE).record(batch, now=NOW)
+        UsageLedger.for_engine(str(directory), ENGINE).record(
+            {k: t for k, t in batch.items() if k.startswith("sha256:")}, now=NOW,
+            volume_uses={k[len("volume:"):]: t for k, t in batch.items() if k.startswith("volume:")})
     expected = {}
     for batch in batches:
-        for image_id, seen in batch.items():
-            expected[image_id] = max(seen, expected.get(image_id, seen))
-    assert UsageLedger.for_engine(str(directory), ENGINE).last_use == expected
+        for key, seen in batch.items():
+            expected[key] = max(seen, expected.get(key, seen))
+    ledger = UsageLedger.for_engine(str(directory), ENGINE)
+    assert ledger.last_use == {k: t for k, t in expected.items() if k.startswith("sha256:")}
+    assert ledger.volume_last_use == {k[len("volume:"):]: t for k, t in expected.items() if k.startswith("volume:")}
 
 
 def event(action, container, image, time_nano):
@@ -144,6 +188,48 @@ def test_events_show_uses_of_containers_gone_since_by_the_reference_they_were_gi
     present = {"c3": B}
     uses = event_uses(events, present.get, {"app:1": A}.get)
     assert uses == {A: 1_000_000_003.0, B: 1_000_000_005.0}
+
+
+def volume_event(action, volume, container, time_nano):
+    return {"Type": "volume", "Action": action, "timeNano": time_nano,
+            "Actor": {"ID": volume, "Attributes": {"container": container, "driver": "local"}}}
+
+
+def test_volume_uses_are_the_mounting_containers_events_also_once_it_is_gone():
+    events = [{"Type": "volume", "Action": "create", "timeNano": 999_999_999_000_000_000,
+               "Actor": {"ID": "fresh", "Attributes": {"driver": "local"}}},  # no container: no use
+              event("create", "c1", "app:1", 1_000_000_000_000_000_000),
+              volume_event("mount", V, "c1", 1_000_000_001_000_000_000),
+              event("start", "c1", "app:1", 1_000_000_001_100_000_000),
+              event("die", "c1", "app:1", 1_000_000_002_000_000_000),
+              volume_event("unmount", V, "c1", 1_000_000_002_100_000_000),
+              event("destroy", "c1", "app:1", 1_000_000_003_000_000_000),  # gone: known by its mount event
+              event("start", "c2", "app:1", 1_000_000_004_000_000_000),  # present: its Mounts
+              event("destroy", "c3", "app:1", 1_000_000_005_000_000_000),  # never started, gone: unknown
+              {"Type": "volume", "Action": "destroy", "timeNano": 1_000_000_006_000_000_000,
+               "Actor": {"ID": W, "Attributes": {"driver": "local"}}}]
+    present = {"c2": (W, "other")}
+    assert event_volume_uses(events, lambda c: present.get(c, ())) == {
+        V: 1_000_000_003.0, W: 1_000_000_004.0, "other": 1_000_000_004.0}
+
+
+def recorded_volume_uses(flavour):
+    return json.loads((SNAPSHOTS / f"{flavour}.volumes.json").read_text())
+
+
+@pytest.mark.parametrize("flavour", FLAVOURS)
+def test_the_volume_uses_real_events_show(flavour):
+    """Recorded from each engine (record_volume_uses.py): a `--rm` container that mounted a volume by name, gone when
+    the events were read, and a new anonymous volume it made and took along."""
+    recorded = recorded_volume_uses(flavour)
+    volumes = recorded["volumes"]
+    uses = event_volume_uses(recorded["events"], lambda container_id: ())
+    rm_events = [e for e in recorded["events"] if (e.get("Actor") or {}).get("ID") == recorded["rm_container"]]
+    assert uses[volumes["recent"]] == max(e["timeNano"] for e in rm_events) / 1e9  # its destroy event
+    assert max(e["timeNano"] for e in rm_events) == next(e["timeNano"] for e in rm_events if e["Action"] == "destroy")
+    assert uses[volumes["old"]] < uses[volumes["recent"]] - recorded["gap_seconds"]
+    assert not [e for e in recorded["events"] if e.get("Type") == "container"
+                and any("mount" in key.lower() for key in (e.get("Actor") or {}).get("Attributes") or {})]
 
 
 # The ledger belongs to its directory's owner: the modules (root, through become) and the tracker (its own user)
