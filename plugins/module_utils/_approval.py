@@ -97,7 +97,8 @@ class Approval:
 
 def plan_items(snapshot, actions):
     """The items ACTIONS remove, in plan order: dict(type, id, name, bytes), an image's also with references (all it
-    has now: what the plan was made on) and a build cache record's with none of those but its ID and size."""
+    has now: what the plan was made on), a volume's with its last use (last_use, last_use_source) and a build cache
+    record's with none of those but its ID and size."""
     items = {}
     for action in actions:
         if action["action"] == "prune_build_cache":
@@ -112,6 +113,8 @@ def plan_items(snapshot, actions):
             if item_type == "image":
                 image = snapshot.images.get(item_id)
                 item["references"] = sorted(image.references) if image else []
+            if item_type == "volume":
+                item.update(last_use=action["last_use"], last_use_source=action["last_use_source"])
         item["bytes"] += action["bytes"]
     return list(items.values())
 

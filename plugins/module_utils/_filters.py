@@ -9,6 +9,8 @@
 Engines disagree: Docker 29's image prune ignores `label!` (moby #52334), older engines OR several `label!`
 (moby #40286), the containerd store compares `until` with the record time instead of the image's creation.
 Here several `label` all hold, several `label!` all hold, and `until` compares with when the object was created.
+`stopped_for` (containers) and `unused_for` (volumes) are ours: no engine filter knows when a container stopped or a
+volume was last used.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ ALLOWED_KEYS = {
     "containers": ("until", "stopped_for", "label", "label!"),
     "images": ("dangling", "until", "label", "label!"),
     "networks": ("until", "label", "label!"),
-    "volumes": ("label", "label!", "all"),
+    "volumes": ("label", "label!", "all", "unused_for"),
     # Passed on to BuildKit, which silently ignores keys it does not know: checked here instead.
     "builder_cache": ("until", "id", "type", "inuse", "shared", "private", "description", "parent"),
 }
@@ -69,10 +71,14 @@ class Filters:
                 if len(values) != 1:
                     raise ValueProblem(f"{option}: give one until, got {values!r}.")
                 self.until = parse_until(values[0], f"{option}.until", now)
-            if key == "stopped_for":
+            if key in ("stopped_for", "unused_for"):
                 if len(values) != 1:
-                    raise ValueProblem(f"{option}: give one stopped_for, got {values!r}.")
-                self.stopped_before = now - parse_duration(values[0], f"{option}.stopped_for")
+                    raise ValueProblem(f"{option}: give one {key}, got {values!r}.")
+                before = now - parse_duration(values[0], f"{option}.{key}")
+                if key == "stopped_for":
+                    self.stopped_before = before
+                else:
+                    self.unused_before = before
             if key in ("label", "label!"):
                 for label in values:
                     check_label(label, f"{option}.{key}")
@@ -93,13 +99,15 @@ class Filters:
         """Every value given for KEY (label and label! take several)."""
         return self.values.get(key, [])
 
-    def matches(self, labels, created, stopped=None):
-        """Whether an object with LABELS, created at CREATED and (a container) stopped at STOPPED (Unix seconds, None
-        when unknown), passes until, stopped_for, label and label!. An unknown time never passes until nor
-        stopped_for."""
+    def matches(self, labels, created, stopped=None, last_used=None):
+        """Whether an object with LABELS, created at CREATED, (a container) stopped at STOPPED and (a volume) last used
+        at LAST_USED (Unix seconds, None when unknown), passes until, stopped_for, unused_for, label and label!. An
+        unknown time never passes until, stopped_for nor unused_for."""
         if "until" in self.values and (created is None or not created < self.until):
             return False
         if "stopped_for" in self.values and (stopped is None or not stopped < self.stopped_before):
+            return False
+        if "unused_for" in self.values and (last_used is None or not last_used < self.unused_before):
             return False
         if not all(label_matches(labels, wanted) for wanted in self.all_of("label")):
             return False

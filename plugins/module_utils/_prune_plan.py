@@ -13,11 +13,16 @@ select; every selected item that must stay is reported with why.
 
 from __future__ import annotations
 
+import datetime
+
 from ansible_collections.reclaim.docker.plugins.module_utils._approval import Approval
 from ansible_collections.reclaim.docker.plugins.module_utils._filters import UNKNOWN_STOP, UNKNOWN_TIME, Hold
 from ansible_collections.reclaim.docker.plugins.module_utils._model import short_id
 from ansible_collections.reclaim.docker.plugins.module_utils._plan import ImageDeletion, Plan, describe_containers
 from ansible_collections.reclaim.docker.plugins.module_utils._units import parse_time
+
+# Which source a volume's last use names when two give the same time: the most specific.
+LAST_USE_SOURCES = ("created", "containers", "ledger")
 
 
 class PrunePlanner:
@@ -37,11 +42,13 @@ class PrunePlanner:
     def _skip(self, item_type, item_id, name, hold):
         self.plan.withhold(item_type, item_id, name, hold)
 
-    def _selected(self, filters, item_type, item_id, name, labels, created, stopped=None):
-        """Whether FILTERS select the object; one that only an unknown time keeps out is reported."""
-        if filters.matches(labels, created, stopped):
+    def _selected(self, filters, item_type, item_id, name, labels, created, stopped=None, last_used=None):
+        """Whether FILTERS select the object; one that only an unknown time keeps out is reported. A volume's last use
+        is unknown only when its creation time is."""
+        if filters.matches(labels, created, stopped, last_used):
             return True
-        if (created is None or stopped is None) and filters.matches(labels, created or 0.0, stopped or 0.0):
+        if None in (created, stopped, last_used) and filters.matches(labels, created or 0.0, stopped or 0.0,
+                                                                     last_used or 0.0):
             self._skip(item_type, item_id, name, UNKNOWN_TIME if created is None else UNKNOWN_STOP)
         return False
 
@@ -110,17 +117,23 @@ class PrunePlanner:
     def volumes(self, filters):
         named_too = filters.first("all", False)
         for volume in sorted(self.snapshot.volumes.values(), key=lambda v: (v.created or 0.0, v.name)):
-            if not (volume.anonymous or named_too) or not self._selected(filters, "volume", volume.name, volume.name,
-                                                                         volume.labels, volume.created):
+            if not (volume.anonymous or named_too):
+                continue
+            last_used, source = volume_last_use(self.snapshot, volume, self._users["volumes"].get(volume.name, ()),
+                                                self.protection.now)
+            if not self._selected(filters, "volume", volume.name, volume.name, volume.labels, volume.created,
+                                  last_used=last_used):
                 continue
             hold = self._why_it_stays(volume.name, volume.labels, volume.created,
                                       self._remaining_users("volumes", volume.name))
             if hold:
                 self._skip("volume", volume.name, volume.name, hold)
                 continue
+            used = f", last used {_iso(last_used)} ({source})" if "unused_for" in filters.values else ""
             self.plan.add("remove_volume", volume=volume.name, name=volume.name, bytes=volume.size,
-                          reason=f"{'anonymous' if volume.anonymous else 'named'} volume {volume.name} is unused "
-                                 "and matches volumes_filters")
+                          last_use=_iso(last_used), last_use_source=source or "unknown",
+                          reason=f"{'anonymous' if volume.anonymous else 'named'} volume {volume.name} is unused"
+                                 f"{used} and matches volumes_filters")
 
     def build_cache(self, filters, keep_all, keep_storage, until):
         """One engine call (BuildKit chooses the records); the plan carries our prediction from its records.
@@ -155,6 +168,27 @@ class PrunePlanner:
         self.plan.add("prune_build_cache", bytes=predicted, records=len(records), exact=exact, filters=engine_filters,
                       until=until, keep_storage=keep_storage, all=keep_all,
                       record_items=[_record_item(r) for r in records], reason=reason)
+
+
+def volume_last_use(snapshot, volume, users, now):
+    """When VOLUME was last used, and what says so: the latest of the usage ledger's last use (ledger), the containers
+    present that mount it, USERS (containers: now for a running one, else when it stopped or was created), and its
+    creation (created). (None, None) when its creation time is unknown: a volume created anew under a name used before
+    must not look as old as the uses of the name."""
+    if volume.created is None:
+        return None, None
+    known = [(volume.created, "created")]
+    if users:
+        known.append((max(now if c.running else (c.stopped or c.created) for c in users), "containers"))
+    if volume.name in snapshot.volume_last_use:
+        known.append((snapshot.volume_last_use[volume.name], "ledger"))
+    return max(known, key=lambda use: (use[0], LAST_USE_SOURCES.index(use[1])))
+
+
+def _iso(seconds):
+    if seconds is None:
+        return None
+    return datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _children_first(records):

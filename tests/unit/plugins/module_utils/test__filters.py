@@ -50,6 +50,15 @@ def test_until_compares_creation_time():
     assert filters.matches({}, OLD) and not filters.matches({}, NEW)
 
 
+def test_unused_for_compares_the_last_use():
+    filters = Filters("volumes", {"unused_for": "30d", "label": "a"}, NOW)
+    assert filters.matches({"a": ""}, NEW, last_used=OLD)
+    assert not filters.matches({"a": ""}, OLD, last_used=NEW)
+    assert not filters.matches({"a": ""}, OLD, last_used=None)  # unknown: as if used now
+    assert not filters.matches({}, OLD, last_used=OLD)
+    assert Filters("volumes", {"label": "a"}, NOW).matches({"a": ""}, OLD, last_used=None)
+
+
 def test_an_unknown_time_is_new():
     assert not Filters("networks", {"until": "720h"}, NOW).matches({}, None)
     assert Filters("networks", {"label": "a"}, NOW).matches({"a": ""}, None)
@@ -71,7 +80,11 @@ def test_boolean_keys(value, expected):
 
 @pytest.mark.parametrize("category, raw, fragment", [
     ("images", {"reference": "x"}, "images_filters: unknown filter 'reference'"),
-    ("volumes", {"until": "1h"}, "volumes_filters: unknown filter 'until'"),
+    ("volumes", {"until": "1h"}, "volumes_filters: unknown filter 'until'; volumes take label, label!, all, unused_for"),
+    ("images", {"unused_for": "30d"}, "images_filters: unknown filter 'unused_for'"),
+    ("volumes", {"unused_for": "a month"}, "volumes_filters.unused_for: 'a month' is not a duration"),
+    ("volumes", {"unused_for": "-1d"}, "volumes_filters.unused_for: '-1d' is negative"),
+    ("volumes", {"unused_for": ["1d", "2d"]}, "volumes_filters: give one unused_for"),
     ("images", {"dangling": "maybe"}, "dangling must be true or false"),
     ("containers", {"until": ["1h", "2h"]}, "give one until"),
     ("containers", {"until": "30days"}, "containers_filters.until: '30days'"),

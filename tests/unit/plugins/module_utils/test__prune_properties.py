@@ -8,6 +8,7 @@ from test__plan_properties import SETTINGS, oracle_bytes, requests, snapshots
 
 from ansible_collections.reclaim.docker.plugins.module_utils._filters import Filters, Protection
 from ansible_collections.reclaim.docker.plugins.module_utils._image_plan import Plan, plan_image_removal
+from ansible_collections.reclaim.docker.plugins.module_utils._model import Container, Snapshot, Volume
 from ansible_collections.reclaim.docker.plugins.module_utils._prune_plan import PrunePlanner
 
 NOW = 1_800_000_000.0
@@ -91,3 +92,54 @@ def test_a_check_mode_chain_predicts_the_bytes_of_both_steps(case):
     both = Plan()
     both.actions = first.actions + second.actions
     assert first.reclaimed_bytes + second.reclaimed_bytes == oracle_bytes(snapshot, both)
+
+
+# A volume's times: unknown, long ago, or recent (all in Unix seconds, against NOW).
+VOLUME_TIMES = st.one_of(st.none(), st.floats(min_value=NOW - 400 * 86400, max_value=NOW + 60))
+
+
+@st.composite
+def volume_cases(draw):
+    """Volumes (anonymous or named, creation unknown or known), each with a ledger use or none and containers that
+    mount it (running or stopped, some removed by the same run), and unused_for."""
+    volumes, containers, ledger = [], [], {}
+    for i in range(draw(st.integers(0, 6))):
+        name = f"{i:064x}" if draw(st.booleans()) else f"data{i}"
+        volumes.append(Volume(name, created=draw(VOLUME_TIMES), anonymous=draw(st.booleans()),
+                              size=draw(st.integers(0, 10_000))))
+        use = draw(VOLUME_TIMES)
+        if use is not None:
+            ledger[name] = use
+        for j in range(draw(st.integers(0, 2))):
+            created = draw(st.floats(min_value=NOW - 400 * 86400, max_value=NOW))
+            containers.append(Container(f"c{i}-{j}", f"c{i}-{j}", "sha256:x", created=created, volumes=[name],
+                                        state=draw(st.sampled_from(["running", "exited", "created"])),
+                                        stopped=draw(st.one_of(st.none(), st.floats(min_value=created, max_value=NOW)))))
+    snapshot = Snapshot({}, [], containers, volumes=volumes)
+    snapshot.volume_last_use = ledger
+    unused_for = draw(st.integers(0, 90)) * 86400
+    return snapshot, dict(unused_for=f"{unused_for}s", all=draw(st.booleans()), containers=draw(st.booleans()))
+
+
+@SETTINGS
+@given(volume_cases())
+def test_an_unknown_or_recent_use_never_selects_a_volume(case):
+    snapshot, options = case
+    planner = PrunePlanner(snapshot, Protection({}, None, NOW))
+    if options["containers"]:
+        planner.containers(Filters("containers", {}, NOW))
+    planner.volumes(Filters("volumes", {"unused_for": options["unused_for"], "all": options["all"]}, NOW))
+    unused_since = NOW - float(options["unused_for"][:-1])
+    for action in (a for a in planner.plan.actions if a["action"] == "remove_volume"):
+        volume = snapshot.volumes[action["volume"]]
+        users = [c for c in snapshot.containers.values() if volume.name in c.volumes]
+        assert volume.anonymous or options["all"]
+        assert volume.created is not None and volume.created < unused_since
+        assert snapshot.volume_last_use.get(volume.name, float("-inf")) < unused_since
+        assert not any(c.running for c in users)
+        assert all((c.stopped or c.created) < unused_since for c in users)
+        assert action["bytes"] == volume.size
+    removed = {a["volume"] for a in planner.plan.actions if a["action"] == "remove_volume"}
+    for volume in snapshot.volumes.values():
+        if volume.created is None and (volume.anonymous or options["all"]):
+            assert volume.name not in removed
