@@ -7,6 +7,8 @@ shared by the tests of a session; the engine's own LayersSize is the judge of th
 from __future__ import annotations
 
 import datetime
+import json
+import os
 import time
 
 import docker
@@ -19,6 +21,9 @@ OLD = "2020-01-01T00:00:00Z"
 # Longer than a check run, a real run and one more take on a busy host, so that a container stopped just before them
 # stays younger than it throughout.
 STOPPED_FOR_SECONDS = 20
+# The same for a volume used just before them (volumes_filters.unused_for).
+UNUSED_FOR_SECONDS = 20
+ANONYMOUS_VOLUME_LABEL = "com.docker.volume.anonymous"
 
 
 def api(engine):
@@ -261,6 +266,69 @@ def test_volumes_only_when_asked_twice(ansible, engine, prefix):
     assert real["volumes"] == [named] and real["volumes_space_reclaimed"] >= 50_000
     refused = ansible.module(MODULE, {"volumes_filters": {"all": True}}, engine)
     assert refused["failed"] is True and "volumes: true" in refused["msg"]
+
+
+def anonymous_volume(client, image, prefix, size):
+    """An anonymous volume as the engine makes one (its label from API 1.42, 64 hex digits before), labelled for this
+    test, with SIZE bytes that a helper container mounting it by name writes and is then removed (a use)."""
+    labels = mine(prefix)
+    if docker.utils.version_gte(client.version()["ApiVersion"], "1.42"):
+        labels[ANONYMOUS_VOLUME_LABEL] = ""
+    name = client.create_volume(os.urandom(32).hex(), labels=labels)["Name"]
+    writer = client.create_container(image, command=["sh", "-c", f"/bin/busybox head -c {size} /dev/urandom > /v/data"],
+                                     network_disabled=True, host_config=client.create_host_config(
+                                         network_mode="none", binds=[f"{name}:/v"]))["Id"]
+    client.start(writer)
+    assert client.wait(writer, timeout=60)["StatusCode"] == 0
+    client.remove_container(writer)
+    return name
+
+
+def run_with_rm(client, image, volume):
+    """`docker run --rm -v VOLUME:/v IMAGE true`, gone on return: only the engine's events saw it."""
+    container = client.create_container(image, command=["true"], network_disabled=True, host_config=client.create_host_config(
+        network_mode="none", auto_remove=True, binds=[f"{volume}:/v"]))["Id"]
+    client.start(container)
+    deadline = time.monotonic() + 60
+    while any(c["Id"] == container for c in client.containers(all=True)):
+        assert time.monotonic() < deadline, "the --rm container was not removed"
+        time.sleep(0.1)
+
+
+def test_unused_for_keeps_a_volume_a_removed_container_used_and_removes_one_unused_longer(ansible, engine, prefix,
+                                                                                          tmp_path):
+    """Last use, not creation: both volumes are as old, a `--rm` container used one of them since. The usage ledger
+    learnt that use from the engine's events alone (the container is gone before the module runs)."""
+    built = scenario.build(engine.docker_host, {"images": [{"name": "w", "tags": ["lab/w:1"], "layers": ["w"]}]},
+                           prefix=prefix)
+    client, image = api(engine), built.images["w"]["id"]
+    old, recent = anonymous_volume(client, image, prefix, 70_000), anonymous_volume(client, image, prefix, 50_000)
+    time.sleep(UNUSED_FOR_SECONDS + 2)
+    used = time.time()
+    run_with_rm(client, image, recent)
+    sizes = {v["Name"]: v["UsageData"]["Size"] for v in client.df()["Volumes"] if v["Name"] in (old, recent)}
+    ledger_dir = tmp_path / "ledger"
+    args = {"volumes": True, "volumes_filters": {"unused_for": f"{UNUSED_FOR_SECONDS}s", "label": f"reclaim.test={prefix}"},
+            "usage_ledger_dir": str(ledger_dir)}
+    predicted, real = check_then_real(ansible, engine, args)
+    assert real["volumes"] == [old] and real["volumes_space_reclaimed"] == sizes[old] == 70_000
+    assert predicted["actions"] == [{k: v for k, v in a.items() if k not in ("status", "engine_response")}
+                                    for a in real["actions"]]
+    [action] = real["actions"]
+    # The writer's events, read by the module: its last use.
+    assert action["last_use_source"] == "ledger" and action["last_use"] < datetime.datetime.fromtimestamp(
+        used, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert real["plan"]["objects"] == [dict(type="volume", id=old, name=old, bytes=70_000, last_use=action["last_use"],
+                                            last_use_source="ledger")]
+    assert [v["Name"] for v in client.volumes(filters={"label": f"reclaim.test={prefix}"})["Volumes"]] == [recent]
+    [ledger] = ledger_dir.glob("usage-*.json")
+    recorded = json.loads(ledger.read_text())
+    assert recorded["format"] == 2 and recorded["volumes"][recent] >= used
+    # Without the ledger, nothing tells that use: the volume counts from its creation.
+    blind = ansible.module(MODULE, dict(args, usage_ledger=False), engine, check=True)
+    assert [(a["volume"], a["last_use_source"]) for a in blind["actions"]] == [(recent, "created")]
+    assert blind["volumes_space_reclaimed"] == sizes[recent] == 50_000
+    client.remove_volume(recent)
 
 
 def test_build_cache_prediction_and_actual(ansible, engine, prefix):
