@@ -29,11 +29,11 @@ from conftest import TARGET_PYTHON
 RETENTION = "reclaim.docker.image_retention"
 
 
-def run_and_remove(engine, image_id):
-    """`docker run --rm IMAGE true`: the container is gone afterwards, only the engine's events saw it."""
+def run_and_remove(engine, image_id, volume=None):
+    """`docker run --rm [-v VOLUME:/v] IMAGE true`: the container is gone afterwards, only the engine's events saw it."""
     api = docker.APIClient(base_url=engine.docker_host)
-    container = api.create_container(image_id, command=["true"], network_disabled=True,
-                                     host_config=api.create_host_config(network_mode="none"))["Id"]
+    container = api.create_container(image_id, command=["true"], network_disabled=True, host_config=api.create_host_config(
+        network_mode="none", binds=[f"{volume}:/v"] if volume else None))["Id"]
     api.start(container)
     api.wait(container)
     api.remove_container(container)
@@ -190,11 +190,12 @@ def test_paths_the_service_cannot_see_are_refused_before_any_change(ansible, ser
     assert not list((service_root / "units").iterdir())
 
 
-def wait_for_use(ledger_dir, image_id, timeout=20):
+def wait_for_use(ledger_dir, key, timeout=20, kind="images"):
+    """The ledger's path and its use of KEY among KIND (images, volumes), once it has one; (None, None) after TIMEOUT."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         for path in ledger_dir.glob("usage-*.json"):
-            seen = json.loads(path.read_text())["images"].get(image_id)
+            seen = json.loads(path.read_text()).get(kind, {}).get(key)
             if seen is not None:
                 return path, seen
         time.sleep(0.2)
@@ -219,15 +220,19 @@ def test_the_tracker_follows_the_events_and_exits_when_the_ledger_is_lost(ansibl
     built = scenario.build(engine.docker_host, {"images": [{"name": "ci", "tags": ["lab/ci:1"], "layers": ["c"]}]},
                            prefix=prefix)
     image = built.images["ci"]["id"]
+    volume = docker.APIClient(base_url=engine.docker_host).create_volume(f"{prefix}-cache")["Name"]
     unit = installed_unit(ansible, service_root)
     notify = systemd.NotifySocket(service_root)
     service = systemd.run_service(unit, notify, replace={"unix:///nowhere": engine.docker_host})
     try:
         assert notify.wait_for("READY=1") and notify.wait_for("WATCHDOG=1"), stop(service)
         started = int(time.time())
-        run_and_remove(engine, image)
+        run_and_remove(engine, image, volume)
         path, seen = wait_for_use(service_root / "ledger", image)
         assert seen is not None and seen >= started, stop(service)
+        # The volume it mounted, by the container's destroy event: the last one, whose container is gone by then.
+        _path, volume_seen = wait_for_use(service_root / "ledger", volume, kind="volumes")
+        assert volume_seen is not None and volume_seen >= seen, stop(service)
         assert path.stat().st_uid == pwd.getpwnam(USER).pw_uid
         # A module run as root shares the ledger (same file, format and lock) and leaves it the tracker's.
         result = ansible.module(RETENTION, {"max_age": "1d", "dangling": False, "protect": {"references": ["*"]},
@@ -245,6 +250,7 @@ def test_the_tracker_follows_the_events_and_exits_when_the_ledger_is_lost(ansibl
     assert service.returncode == 1, output
     assert f"The usage ledger {path} was ignored and will not be written: it is owned by uid 0" in output, output
     assert output.rstrip().endswith("cannot be used (see above)."), output
+    docker.APIClient(base_url=engine.docker_host).remove_volume(volume)
 
 
 def test_the_tracker_follows_a_replaced_engine_after_an_outage(ansible, engine, prefix, service_root):
