@@ -14,14 +14,24 @@ class ModuleDocFragment:
 options:
   usage_ledger:
     description:
-      - Keep the usage ledger, a file on the host where the module runs that records when each image was last seen in
-        use, so that a container that ran and was removed (C(docker run --rm)) still counts as a use. Each run records
-        the containers present (a running one as used now, a stopped one when it stopped or was created) and the
-        engine's container events since the previous run; M(reclaim.docker.image_retention) evicts by it, least recently
-        used first.
+      - Keep the usage ledger, a file on the host where the module runs that records when each image and each volume
+        was last seen in use, so that a container that ran and was removed (C(docker run --rm)) still counts as a use.
+        Each run records the containers present (a running one as used now, a stopped one when it stopped or was
+        created), with their images and the volumes they mount, and the engine's container and volume events since the
+        previous run; M(reclaim.docker.image_retention) evicts by it, least recently used first, and
+        M(reclaim.docker.prune) selects volumes by it (C(volumes_filters.unused_for)).
+      - A container event names the container and its image but not its mounts; a volume's C(mount) and C(unmount)
+        events (when a container starts and stops) name the container, so a removed container's volumes are known
+        from those, or from the container itself while it is there. A container created and removed without ever
+        being started, and never seen by a run or the tracker, leaves no volume use.
       - The engine keeps only its last 256 events, so uses of containers created and removed between two runs beyond
         that are lost; the role C(reclaim.docker.usage_tracker)
         follows the events as they happen, into the same ledger.
+      - The file is versioned. This collection writes format 2 (format 1 plus the volumes' uses) and reads formats 1
+        and 2; a format 1 file reads as one with no volume uses. A collection that reads format 1 only (before
+        volume uses) ignores a format 2 file with a warning and writes it anew, losing its history, so the tracker and
+        the modules must come from the same collection release (the role installs the collection's own ledger code
+        for the tracker: run it again after an upgrade).
       - Check mode writes it too; it changes no engine state. A ledger that cannot be used never fails the task; the
         module warns why and goes on without it.
     type: bool

@@ -92,7 +92,20 @@ options:
     type: bool
     default: false
   volumes_filters:
-    description: Filters selecting volumes, keys C(label), C(label!), C(all).
+    description:
+      - Filters selecting volumes, keys C(label), C(label!), C(all), C(unused_for).
+      - C(unused_for) (ours, a duration such as V(30d)) selects volumes last used at least that long ago, which no
+        engine filter can (C(docker volume prune) takes no C(until) and knows no last use). A volume counts as used
+        when a container that mounts it is created, started, stops or is removed, as the usage ledger recorded it (see
+        O(usage_ledger): this run's containers and the engine's events since the previous run, or the role
+        C(reclaim.docker.usage_tracker)); when a container that is still there last ran or was created (now for a
+        running one); and when it was created. The latest of these counts, so a volume created anew under a name
+        used before does not look as old as that name's uses. A volume whose creation time is unknown is kept and
+        reported in RV(skipped_items), whatever the ledger says.
+      - Without the usage ledger (O(usage_ledger=false)), a container created, used and removed between two runs
+        (C(docker run --rm -v NAME:/path)) leaves no use, and the volume counts from its creation.
+      - Each V(remove_volume) action and each volume of RV(plan) says what its last use is based on
+        (C(last_use_source)).
     type: dict
   builder_cache:
     description: Prune the build cache (BuildKit records not in use).
@@ -192,6 +205,14 @@ EXAMPLES = r"""
     builder_cache: true
     builder_cache_all: true
 
+- name: >-
+    Anonymous volumes no container has used for 30 days (a --rm job's use counts: run the role
+    reclaim.docker.usage_tracker, or prune often enough that the engine's last 256 events cover the time between runs)
+  reclaim.docker.prune:
+    volumes: true
+    volumes_filters:
+      unused_for: 30d
+
 - name: Retention, keep 30 days and anything labelled keep, never production images
   reclaim.docker.prune:
     containers: true
@@ -274,7 +295,9 @@ volumes:
   elements: str
   sample: [5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f]
 volumes_space_reclaimed:
-  description: Bytes the removed volumes held.
+  description:
+    - Bytes the removed volumes held, as the engine counts them (C(docker system df -v)), read before the run; check
+      mode predicts the same figure.
   returned: always
   type: int
   sample: 52428800
@@ -358,8 +381,8 @@ plan:
     objects:
       description:
         - One per object removed, with C(type) (V(container), V(image), V(network), V(volume) or V(build_cache)),
-          C(id) (a volume's name), C(name), C(bytes) (what its actions free) and, for an image, C(references) (all it
-          had when planned).
+          C(id) (a volume's name), C(name), C(bytes) (what its actions free), for an image C(references) (all it had
+          when planned), and for a volume C(last_use) and C(last_use_source), as in RV(actions).
       type: list
       elements: dict
   sample:
@@ -379,6 +402,12 @@ plan:
         name: "app:1.0"
         references: [app:1.0]
         bytes: 1500000
+      - type: volume
+        id: 5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f
+        name: 5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f
+        bytes: 52428800
+        last_use: "2026-10-28T14:03:11Z"
+        last_use_source: ledger
 not_approved:
   description:
     - With O(approved), the items this run would have removed without it and kept because they are not approved,
@@ -487,6 +516,17 @@ actions:
           O(approved), one V(prune_build_cache) per approved record, by its ID.
       type: list
       elements: dict
+    last_use:
+      description:
+        - For V(remove_volume), when the volume was last used (ISO 8601, UTC; see O(volumes_filters)); null when its
+          creation time is unknown.
+      type: str
+    last_use_source:
+      description:
+        - For V(remove_volume), what C(last_use) is based on, V(ledger) (the usage ledger's last use), V(containers)
+          (the containers that mount it: when they last ran or were created) or V(created) (the volume's creation),
+          whichever is latest; V(unknown) when its creation time is unknown (never selected by C(unused_for)).
+      type: str
   sample:
     - action: remove_container
       container: 9c1b7d0e5a6b8c9d0e1f2a3b4c5d6e7f8a9b0c1d2e3f4a5b6c7d8e9f0a1b3f2a
@@ -508,6 +548,16 @@ actions:
       untags: [app:1.0]
       reason: unused image 7d0e5a6b8c9d matches images_filters
       bytes: 1500000
+      status: done
+    - action: remove_volume
+      volume: 5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f
+      name: 5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f
+      last_use: "2026-10-28T14:03:11Z"
+      last_use_source: ledger
+      reason: >-
+        anonymous volume 5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f is unused, last used
+        2026-10-28T14:03:11Z (ledger) and matches volumes_filters
+      bytes: 52428800
       status: done
 """
 
