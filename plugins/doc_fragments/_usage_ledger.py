@@ -31,7 +31,7 @@ options:
         and 2; a format 1 file reads as one with no volume uses. A collection that reads format 1 only (before
         volume uses) ignores a format 2 file with a warning and writes it anew, losing its history, so the tracker and
         the modules must come from the same collection release (the role installs the collection's own ledger code
-        for the tracker: run it again after an upgrade).
+        for the tracker; run it again after an upgrade).
       - Check mode writes it too; it changes no engine state. A ledger that cannot be used never fails the task; the
         module warns why and goes on without it.
     type: bool

@@ -97,7 +97,7 @@ options:
       - C(unused_for) (ours, a duration such as V(30d)) selects volumes last used at least that long ago, which no
         engine filter can (C(docker volume prune) takes no C(until) and knows no last use). A volume counts as used
         when a container that mounts it is created, started, stops or is removed, as the usage ledger recorded it (see
-        O(usage_ledger): this run's containers and the engine's events since the previous run, or the role
+        O(usage_ledger), from this run's containers and the engine's events since the previous run, or by the role
         C(reclaim.docker.usage_tracker)); when a container that is still there last ran or was created (now for a
         running one); and when it was created. The latest of these counts, so a volume created anew under a name
         used before does not look as old as that name's uses. A volume whose creation time is unknown is kept and
@@ -524,7 +524,7 @@ actions:
     last_use_source:
       description:
         - For V(remove_volume), what C(last_use) is based on, V(ledger) (the usage ledger's last use), V(containers)
-          (the containers that mount it: when they last ran or were created) or V(created) (the volume's creation),
+          (the containers that mount it, when they last ran or were created) or V(created) (the volume's creation),
           whichever is latest; V(unknown) when its creation time is unknown (never selected by C(unused_for)).
       type: str
   sample:
