@@ -42,9 +42,9 @@ SPEC = {
 
 def run_and_remove(api, image, binds):
     """`docker run --rm -v NAME:/path ... -v /scratch IMAGE true`, gone on return."""
+    host_config = api.create_host_config(network_mode="none", auto_remove=True, binds=binds)
     container = api.create_container(image, command=["true"], volumes=["/scratch"], network_disabled=True,
-                                      host_config=api.create_host_config(network_mode="none", auto_remove=True,
-                                                                         binds=binds))["Id"]
+                                     host_config=host_config)["Id"]
     api.start(container)
     deadline = time.monotonic() + 30
     while any(c["Id"] == container for c in api.containers(all=True)):
