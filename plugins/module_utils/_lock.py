@@ -29,6 +29,7 @@ import socket
 import stat
 import time
 
+from ansible_collections.reclaim.docker.plugins.module_utils._argspec import ArgumentSpec
 from ansible_collections.reclaim.docker.plugins.module_utils._host_files import (
     default_cache_dir,
     engine_digest,
@@ -45,18 +46,19 @@ JOB_ID_VARIABLES = ("JOB_ID", "AWX_JOB_ID")
 # The file holds one small JSON object; anything longer is not what this code writes.
 IDENTITY_LIMIT = 4096
 # O_NOFOLLOW: never write through a symbolic link put in the lock's place; O_NONBLOCK: nor block on a FIFO.
-OPEN_FLAGS = (os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
-               | getattr(os, "O_CLOEXEC", 0))
+OPEN_FLAGS = (
+    os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+)
 # Who holds the lock is no secret: others may read it (a run as another user can then name the holder).
 FILE_MODE = 0o644
 
 
 def lock_argument_spec():
     """The lock options of the modules that change an engine (see the _lock doc fragment)."""
-    return dict(
+    return ArgumentSpec(dict(
         lock_timeout=dict(type="int", default=DEFAULT_LOCK_TIMEOUT),
         lock_dir=dict(type="path"),
-    )
+    ))
 
 
 def lock_file_name(engine_id):

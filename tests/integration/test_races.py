@@ -27,7 +27,7 @@ from harness import scenario
 
 
 def engine_client(engine):
-    params = ArgumentSpecValidator(connection_argument_spec()).validate(
+    params = ArgumentSpecValidator(connection_argument_spec().argument_spec).validate(
         {"docker_host": engine.docker_host}).validated_parameters
     return connect(params)
 

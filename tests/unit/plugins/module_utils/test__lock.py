@@ -12,12 +12,11 @@ import subprocess
 import sys
 import threading
 import time
-from unittest import mock
 
 import pytest
 import yaml
 
-from ansible_collections.reclaim.docker.plugins.module_utils import _lock, _pipeline
+from ansible_collections.reclaim.docker.plugins.module_utils import _lock
 from ansible_collections.reclaim.docker.plugins.module_utils._layer_cache import cache_file_name
 from ansible_collections.reclaim.docker.plugins.module_utils._lock import (
     LOCK_FORMAT,
@@ -79,7 +78,7 @@ def read(path):
 
 
 def test_argument_spec_matches_the_doc_fragment():
-    spec = lock_argument_spec()
+    spec = lock_argument_spec().argument_spec
     assert spec == {"lock_timeout": {"type": "int", "default": 300}, "lock_dir": {"type": "path"}}
     fragment = importlib.import_module("ansible_collections.reclaim.docker.plugins.doc_fragments._lock")
     options = yaml.safe_load(fragment.ModuleDocFragment.DOCUMENTATION)["options"]
@@ -243,64 +242,3 @@ def test_a_file_that_cannot_be_opened_is_named_with_lock_dir(tmp_path):
     assert not (tmp_path / "elsewhere").exists()
     with pytest.raises(LockError, match="cannot be opened: .*\\(lock_dir /proc\\)"):
         EngineLock("/proc", ENGINE).acquire(0)
-
-
-# In the pipeline
-
-
-class Failed(Exception):
-    pass
-
-
-def module(params, check_mode=False):
-    fake = mock.Mock(params=dict({"lock_timeout": 0, "lock_dir": None}, **params), check_mode=check_mode,
-                     _name=MODULE, warnings=[])
-
-    def fail_json(msg, **result):
-        raise Failed(msg)
-    fake.fail_json.side_effect = fail_json
-    fake.warn.side_effect = fake.warnings.append
-    return fake
-
-
-@pytest.fixture
-def client():
-    fake = mock.Mock(base_url="unix:///engine.sock")
-    fake.info.return_value = {"ID": ENGINE}
-    with mock.patch.object(_pipeline, "connect_module", return_value=fake) as connect:
-        yield connect
-
-
-def test_a_real_run_holds_the_lock_until_it_finishes(tmp_path, client):
-    directory = tmp_path / "locks"
-    pipeline = _pipeline.Pipeline(module({"lock_dir": str(directory)}))
-    assert pipeline.lock.held and parse_identity(read(pipeline.lock.path))["module"] == MODULE
-    with pytest.raises(Failed, match=f"^Another cleanup holds the lock of engine {ENGINE} at unix:///engine.sock"):
-        _pipeline.Pipeline(module({"lock_dir": str(directory)}))
-    pipeline.release()
-    _pipeline.Pipeline(module({"lock_dir": str(directory)})).release()
-
-
-def test_check_mode_takes_no_lock_and_creates_nothing(tmp_path, client):
-    held = lock(tmp_path).acquire(0)
-    started = time.monotonic()
-    pipeline = _pipeline.Pipeline(module({"lock_dir": str(tmp_path), "lock_timeout": 30}, check_mode=True))
-    assert pipeline.lock is None and time.monotonic() - started < 0.1
-    held.release()
-    _pipeline.Pipeline(module({"lock_dir": str(tmp_path / "new")}, check_mode=True))
-    assert not (tmp_path / "new").exists()
-
-
-def test_bad_lock_options_fail_before_the_engine_is_contacted(tmp_path, client):
-    with pytest.raises(Failed, match="^lock_timeout must be 0 or more"):
-        _pipeline.Pipeline(module({"lock_timeout": -5}, check_mode=True))
-    (tmp_path / "file").write_text("")
-    with pytest.raises(Failed, match="^lock_dir .* cannot be created"):
-        _pipeline.Pipeline(module({"lock_dir": str(tmp_path / "file" / "x")}))
-    client.assert_not_called()
-
-
-def test_a_module_that_only_reads_takes_no_lock(client):
-    fake = module({})
-    fake.params = {}
-    assert _pipeline.Pipeline(fake).lock is None
