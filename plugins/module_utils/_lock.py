@@ -227,9 +227,9 @@ class EngineLock:
         by pid 9 on host h (reclaim.docker.prune) since T2 for 1.7 s.' A holder's time runs from the try that first
         read it (the first holder's from the start of the wait) to the try that read the next one (the last holder's
         to when the lock was taken), so it is known to within the time between two tries (POLL_INTERVAL, more on a busy
-        host), and a run that held the lock only between two tries is not named. A try that read no one is named as such (describe_holder(None)): a holder between
-        taking the lock and writing who it is, one that could not write it, or one between emptying the file and
-        letting go."""
+        host), and a run that held the lock only between two tries is not named. A try that read no one is named as
+        such (describe_holder(None)): a holder between taking the lock and writing who it is, one that could not write
+        it, or one between emptying the file and letting go."""
         if self.waited is None:
             return None
         several = len(self.waited_for) > 1

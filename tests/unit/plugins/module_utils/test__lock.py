@@ -161,6 +161,9 @@ def test_a_waiter_names_each_holder_its_tries_read_with_the_time_behind_each(tmp
         locks["unnamed"] = os.open(locks["first"].path, os.O_RDWR)
         _lock.fcntl.flock(locks["unnamed"], _lock.fcntl.LOCK_EX | _lock.fcntl.LOCK_NB)
 
+    def first_lets_go():
+        locks["first"].release()
+
     def second_takes_over():
         os.close(locks["unnamed"])
         take("second")
@@ -170,8 +173,7 @@ def test_a_waiter_names_each_holder_its_tries_read_with_the_time_behind_each(tmp
         take("third")
         locks["third"].release()
 
-    after_try = {2: (lambda: locks["first"].release(), take_unnamed), 3: (second_takes_over,),
-                 6: (third_comes_and_goes,)}
+    after_try = {2: (first_lets_go, take_unnamed), 3: (second_takes_over,), 6: (third_comes_and_goes,)}
     now, tries = [100.0], []
 
     def sleep(_seconds):
