@@ -14,8 +14,8 @@ a dead process never blocks. Once it holds the lock, a run writes who it is into
 module, AWX job ID), for a waiter to name it (in its warning, or its failure when it gives up); the file is emptied on
 release. What the file says is read only while the flock is held by someone else, and text a killed holder left is
 never taken for a holder: the file is versioned and checked whole, and a pid of this host that is no longer running is
-known stale. Losing the file
-loses nothing (it is made again); deleting it while a run holds the lock lets a second run in.
+known stale. Losing the file loses nothing (it is made again); deleting it while a run holds the lock lets a second run
+in.
 
 Standard library only, Python 3.9 and later (it runs on the Docker host's Python).
 """
