@@ -47,7 +47,7 @@ JOB_ID_VARIABLES = ("JOB_ID", "AWX_JOB_ID")
 IDENTITY_LIMIT = 4096
 # O_NOFOLLOW: never write through a symbolic link put in the lock's place; O_NONBLOCK: nor block on a FIFO.
 OPEN_FLAGS = (os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
-               | getattr(os, "O_CLOEXEC", 0))
+              | getattr(os, "O_CLOEXEC", 0))
 # Who holds the lock is no secret: others may read it (a run as another user can then name the holder).
 FILE_MODE = 0o644
 
