@@ -59,7 +59,7 @@ from ansible_collections.reclaim.docker.plugins.module_utils._lock import (
     prepare_lock_dir,
 )
 from ansible_collections.reclaim.docker.plugins.module_utils._plan import action_label, changed_something
-from ansible_collections.reclaim.docker.plugins.module_utils._snapshot import load_layers, read_snapshot
+from ansible_collections.reclaim.docker.plugins.module_utils._snapshot import priced_plan, read_snapshot
 from ansible_collections.reclaim.docker.plugins.module_utils._units import ValueProblem
 from ansible_collections.reclaim.docker.plugins.module_utils._usage_ledger import UsageLedger
 from ansible_collections.reclaim.docker.plugins.module_utils._usage_record import record_uses
@@ -135,17 +135,13 @@ class Reader:
         return snapshot
 
     def priced_plan(self, snapshot, make_plan, priced_by):
-        """MAKE_PLAN(snapshot), priced exactly: a first plan tells which images' layers matter (PRICED_BY), those are
-        loaded (the layer cache first), and the plan is made again on them. Both passes are linear in the host's size.
-        The cache is saved afterwards, with what a container still holds of an image deleted under it (rmi -f)."""
+        """MAKE_PLAN(snapshot) priced exactly (_snapshot.priced_plan), over the layer cache unless layer_cache is
+        false."""
         params = self.module.params
         cache = LayerCache.for_engine(params["layer_cache_dir"], self.engine_id) if params["layer_cache"] \
             else LayerCache(None)
-        plan = make_plan(snapshot)
         with self.reading():
-            if load_layers(self.client, snapshot, priced_by(snapshot, plan), cache):
-                plan = make_plan(snapshot)
-        cache.save(set(snapshot.images) | {c.image_id for c in snapshot.containers.values()})
+            plan = priced_plan(self.client, snapshot, make_plan, priced_by, cache)
         for problem in cache.problems:
             self.module.warn(problem)
         self.inexact_reason = snapshot.inexact_reason

@@ -184,6 +184,17 @@ def layer_sizes_from_history(diff_ids, history):
     return chosen if len(chosen) == len(diff_ids) else None
 
 
+def priced_plan(client, snapshot, make_plan, priced_by, cache):
+    """MAKE_PLAN(snapshot), priced exactly: a first plan tells which images' layers matter (PRICED_BY(snapshot,
+    plan)), those are loaded (CACHE first), and the plan is made again on them. Both passes are linear in the host's
+    size. The cache is saved afterwards, with what a container still holds of an image deleted under it (rmi -f)."""
+    plan = make_plan(snapshot)
+    if load_layers(client, snapshot, priced_by(snapshot, plan), cache):
+        plan = make_plan(snapshot)
+    cache.save(set(snapshot.images) | {c.image_id for c in snapshot.containers.values()})
+    return plan
+
+
 def load_layers(client, snapshot, image_ids, cache, workers=ENGINE_CALL_WORKERS):
     """Fill in layer chains and sizes for IMAGE_IDS and for the images that may share layers with them.
 
