@@ -25,6 +25,7 @@ import json
 import os
 import re
 
+from ansible_collections.reclaim.docker.plugins.module_utils._argspec import ArgumentSpec
 from ansible_collections.reclaim.docker.plugins.module_utils._host_files import (
     OPEN_FLAGS,
     default_cache_dir,
@@ -46,10 +47,10 @@ _PREFIX_NOT_HEX = DIGEST_PREFIX.encode("ascii").translate(None, HEX_DIGITS)  # b
 
 def layer_cache_argument_spec():
     """The layer cache options of the modules that read layers (see the _layer_cache doc fragment)."""
-    return dict(
+    return ArgumentSpec(dict(
         layer_cache=dict(type="bool", default=True),
         layer_cache_dir=dict(type="path"),
-    )
+    ))
 
 
 def cache_file_name(engine_id):

@@ -219,8 +219,8 @@ class Snapshot:
         self.networks = {network.id: network for network in networks}
         self.volumes = {volume.name: volume for volume in volumes}
         self.build_cache = [dict(record) for record in build_cache]
-        # Image ID / volume name -> when it was last seen in use, from the usage ledger (filled by the pipeline when it
-        # keeps one).
+        # Image ID / volume name -> when it was last seen in use, from the usage ledger (filled by
+        # _usage_record.record_uses when the run keeps one).
         self.last_use = {}
         self.volume_last_use = {}
         self._containers_by_image = {}

@@ -184,6 +184,17 @@ def layer_sizes_from_history(diff_ids, history):
     return chosen if len(chosen) == len(diff_ids) else None
 
 
+def priced_plan(client, snapshot, make_plan, priced_by, cache):
+    """MAKE_PLAN(snapshot), priced exactly: a first plan tells which images' layers matter (PRICED_BY(snapshot,
+    plan)), those are loaded (CACHE first), and the plan is made again on them. Both passes are linear in the host's
+    size. The cache is saved afterwards, with what a container still holds of an image deleted under it (rmi -f)."""
+    plan = make_plan(snapshot)
+    if load_layers(client, snapshot, priced_by(snapshot, plan), cache):
+        plan = make_plan(snapshot)
+    cache.save(set(snapshot.images) | {c.image_id for c in snapshot.containers.values()})
+    return plan
+
+
 def load_layers(client, snapshot, image_ids, cache, workers=ENGINE_CALL_WORKERS):
     """Fill in layer chains and sizes for IMAGE_IDS and for the images that may share layers with them.
 
@@ -334,10 +345,10 @@ def _overlay_dirs(inspect):
     return list(reversed(lower)) + upper
 
 
-def load_stop_times(client, snapshot, workers=ENGINE_CALL_WORKERS):
-    """When each stopped container stopped (State.FinishedAt, which only inspect gives), for the filter stopped_for;
-    a container that never ran counts from its creation. One inspect per stopped container, WORKERS at a time."""
-    stopped = [c for c in snapshot.containers.values() if not c.running]
+def load_stop_times(client, stopped, workers=ENGINE_CALL_WORKERS):
+    """When each container of STOPPED stopped (State.FinishedAt, which only inspect gives), for the filter stopped_for
+    and a volume's last use; a container that never ran counts from its creation. One inspect per container, WORKERS
+    at a time."""
     answers = client.get_json_many([f"/containers/{c.id}/json" for c in stopped], workers)
     for container, inspect in zip(stopped, answers):
         if inspect is None:

@@ -101,7 +101,8 @@ options:
         C(reclaim.docker.usage_tracker)); when a container that is still there last ran or was created (now for a
         running one); and when it was created. The latest of these counts, so a volume created anew under a name
         used before does not look as old as that name's uses. A volume whose creation time is unknown is kept and
-        reported in RV(skipped_items), whatever the ledger says.
+        reported in RV(skipped_items), whatever the ledger says, and so is one that a stopped container mounts whose
+        stop time could not be read (the module reads the stop time of each stopped container that mounts a volume).
       - Without the usage ledger (O(usage_ledger=false)), a container created, used and removed between two runs
         (C(docker run --rm -v NAME:/path)) leaves no use, and the volume counts from its creation.
       - Each V(remove_volume) action and each volume of RV(plan) says what its last use is based on
@@ -525,7 +526,8 @@ actions:
       description:
         - For V(remove_volume), what C(last_use) is based on, V(ledger) (the usage ledger's last use), V(containers)
           (the containers that mount it, when they last ran or were created) or V(created) (the volume's creation),
-          whichever is latest; V(unknown) when its creation time is unknown (never selected by C(unused_for)).
+          whichever is latest; V(unknown) when its creation time is unknown, or when a stopped container that mounts it
+          stopped at a time that could not be read (never selected by C(unused_for)).
       type: str
   sample:
     - action: remove_container
@@ -561,187 +563,12 @@ actions:
       status: done
 """
 
-import re
-import time
-
-from ansible_collections.reclaim.docker.plugins.module_utils._apply import took_effect, untagged_by
-from ansible_collections.reclaim.docker.plugins.module_utils._approval import (
-    Approval,
-    approval_argument_spec,
-    approval_result,
-    finish_plan,
-    priced_with_approval,
-)
-from ansible_collections.reclaim.docker.plugins.module_utils._connection import docker_module
-from ansible_collections.reclaim.docker.plugins.module_utils._disk_usage import image_usage, predicted_usage
-from ansible_collections.reclaim.docker.plugins.module_utils._filters import Filters, Protection, protection_argument_spec
-from ansible_collections.reclaim.docker.plugins.module_utils._layer_cache import layer_cache_argument_spec
-from ansible_collections.reclaim.docker.plugins.module_utils._lock import lock_argument_spec
-from ansible_collections.reclaim.docker.plugins.module_utils._pipeline import Pipeline, touched_images
-from ansible_collections.reclaim.docker.plugins.module_utils._prune_plan import PrunePlanner
-from ansible_collections.reclaim.docker.plugins.module_utils._snapshot import load_stop_times
-from ansible_collections.reclaim.docker.plugins.module_utils._units import ValueProblem, parse_size
-from ansible_collections.reclaim.docker.plugins.module_utils._usage_ledger import usage_ledger_argument_spec
-
-# The object types prune takes, in the order it removes them (each has an option and an <option>_filters).
-OBJECT_TYPES = ("containers", "images", "networks", "volumes", "builder_cache")
-FULL_IMAGE_ID = re.compile(r"sha256:[0-9a-f]{64}")
-ITEM_TYPES = dict(remove_container="container", untag="image", delete_image="image", remove_network="network",
-                  remove_volume="volume", prune_build_cache="build cache")
-
-
-class Pruner:
-    def __init__(self, module):
-        self.module = module
-        self.params = module.params
-        self.now = time.time()
-
-    def parse(self):
-        """Every option value, checked before the engine is even contacted."""
-        try:
-            # A switched-off type's filters are not read, as community.docker.docker_prune does not read them.
-            self.filters = {t: Filters(t, self.params[f"{t}_filters"] if self.params[t] else None, self.now)
-                            for t in OBJECT_TYPES}
-            self.protection = Protection(self.params["protect"], self.params["min_age"], self.now)
-            keep = self.params["builder_cache_keep_storage"]
-            self.keep_storage = parse_size(keep, "builder_cache_keep_storage") if keep is not None else None
-            self.approval = Approval.from_params(self.params)
-        except ValueProblem as exc:
-            self.module.fail_json(msg=str(exc))
-        if self.approval.restricts and self.params["builder_cache"]:
-            # An approved record is pruned by its ID: BuildKit must not choose which records go.
-            if self.keep_storage is not None:
-                self.module.fail_json(msg="builder_cache_keep_storage cannot be used with approved: BuildKit would "
-                                          "choose the records, and only approved ones may go.")
-            if "id" in self.filters["builder_cache"].values:
-                self.module.fail_json(msg="builder_cache_filters.id cannot be used with approved: each approved record "
-                                          "is pruned by its own ID.")
-        malformed = [i for i in self.params["assume_deleted"] if not FULL_IMAGE_ID.fullmatch(i)]
-        if malformed:
-            self.module.fail_json(msg=f"assume_deleted takes full image IDs (sha256: and 64 hex digits), got {malformed}.")
-        # Playbooks take a switch from a variable and leave its filters set: they are ignored, as docker_prune
-        # ignores them, and the warning says so.
-        idle = [(f"{t}_filters", t) for t in OBJECT_TYPES if self.params[f"{t}_filters"] and not self.params[t]]
-        idle += [(option, "builder_cache") for option in ("builder_cache_all", "builder_cache_keep_storage")
-                 if self.params[option] not in (None, False) and not self.params["builder_cache"]]
-        for option, object_type in idle:
-            self.module.warn(f"{option} is ignored: {object_type} is false, so that prune does not run "
-                             "(community.docker.docker_prune ignores it too).")
-
-    def build_cache_until(self):
-        """The stricter of builder_cache_filters.until and min_age."""
-        candidates = [getattr(self.filters["builder_cache"], "until", None)]
-        if self.protection.min_age is not None:
-            candidates.append(self.now - self.protection.min_age)
-        known = [c for c in candidates if c is not None]
-        return min(known) if known else None
-
-    def make_plan(self, snapshot):
-        plan = self.plan_under(snapshot, self.approval)
-        return finish_plan(snapshot, plan, self.approval, lambda: self.plan_under(snapshot, Approval()))
-
-    def plan_under(self, snapshot, approval):
-        planner = PrunePlanner(snapshot, self.protection, approval)
-        if self.module.check_mode:
-            planner.images_left.assume_deleted(self.params["assume_deleted"])
-        for object_type in OBJECT_TYPES:
-            if not self.params[object_type]:
-                continue
-            if object_type == "builder_cache":
-                planner.build_cache(self.filters[object_type], self.params["builder_cache_all"], self.keep_storage,
-                                    self.build_cache_until())
-            else:
-                getattr(planner, object_type)(self.filters[object_type])
-        return planner.plan
-
-    def run(self):
-        self.parse()
-        pipeline = Pipeline(self.module)
-        pipeline.check_approval(self.approval)
-        if self.params["usage"]:
-            with pipeline.reading():
-                usage_before = image_usage(pipeline.client)
-        snapshot = pipeline.snapshot(networks=self.params["networks"], volumes=self.params["volumes"],
-                                     build_cache=self.params["builder_cache"])
-        if self.params["containers"] and "stopped_for" in self.filters["containers"].values:
-            with pipeline.reading():
-                load_stop_times(pipeline.client, snapshot)
-        plan = pipeline.plan(snapshot, self.make_plan, priced_with_approval(self.approval, touched_images))
-        actions = pipeline.apply(snapshot, plan)
-        result = dict(self.result(plan, actions, self.params["builder_cache"]), check_mode=self.module.check_mode,
-                      **approval_result(snapshot, plan, pipeline.engine_id()))
-        if self.params["usage"]:
-            if self.module.check_mode:
-                usage_after = predicted_usage(usage_before, result["images_space_reclaimed"],
-                                              sum(a["bytes"] for a in took_effect(actions)))
-            else:
-                with pipeline.reading():
-                    usage_after = image_usage(pipeline.client)
-            result.update(usage_before=usage_before, usage_after=usage_after)
-        pipeline.finish(actions, result, failure="Could not prune")
-
-    @staticmethod
-    def result(plan, actions, builder_cache):
-        done = took_effect(actions)
-
-        def of(action_name, key):
-            return [a[key] for a in done if a["action"] == action_name]
-
-        def bytes_of(action_name):
-            return sum(a["bytes"] for a in done if a["action"] == action_name)
-
-        # One build cache prune, or one per approved record.
-        caches = [a for a in actions if a["action"] == "prune_build_cache"]
-        caches_done = [a for a in caches if a.get("status", "done") == "done"]
-        skipped = list(plan.skipped) + [
-            dict(type=ITEM_TYPES[a["action"]], id=a.get("image") or a.get("container") or a.get("network")
-                 or a.get("volume"), name=a.get("name") or a.get("reference"),
-                 reason=f"changed since the run read the engine: {a['engine_reason']}")
-            for a in actions if a.get("status") in ("skipped", "partial")]
-        result = dict(
-            containers=of("remove_container", "container"),
-            containers_space_reclaimed=bytes_of("remove_container"),
-            images=of("delete_image", "image"),
-            untagged=untagged_by(done),
-            images_space_reclaimed=bytes_of("delete_image"),
-            networks=of("remove_network", "name"),
-            volumes=of("remove_volume", "name"),
-            volumes_space_reclaimed=bytes_of("remove_volume"),
-            builder_cache_space_reclaimed=sum(a["bytes"] for a in caches_done),
-            builder_cache_caches_deleted=[record for a in caches_done for record in a.get("caches_deleted", [])],
-            skipped_items=skipped,
-        )
-        if builder_cache:
-            # No call at all when an approved plan approves no record.
-            result["builder_cache_prediction"] = dict(bytes=sum(a.get("predicted_bytes", a["bytes"]) for a in caches),
-                                                      records=sum(a["records"] for a in caches),
-                                                      exact=all(a["exact"] for a in caches))
-        return result
+from ansible_collections.reclaim.docker.plugins.module_utils._prune_job import PruneJob
+from ansible_collections.reclaim.docker.plugins.module_utils._runner import run_job
 
 
 def main():
-    argument_spec = dict(
-        containers=dict(type="bool", default=False),
-        containers_filters=dict(type="dict"),
-        images=dict(type="bool", default=False),
-        images_filters=dict(type="dict"),
-        networks=dict(type="bool", default=False),
-        networks_filters=dict(type="dict"),
-        volumes=dict(type="bool", default=False),
-        volumes_filters=dict(type="dict"),
-        builder_cache=dict(type="bool", default=False),
-        builder_cache_all=dict(type="bool", default=False),
-        builder_cache_filters=dict(type="dict"),
-        builder_cache_keep_storage=dict(type="str"),
-        assume_deleted=dict(type="list", elements="str", default=[]),
-        usage=dict(type="bool", default=False),
-    )
-    argument_spec.update(protection_argument_spec())
-    argument_spec.update(layer_cache_argument_spec())
-    argument_spec.update(lock_argument_spec())
-    argument_spec.update(usage_ledger_argument_spec())
-    argument_spec.update(approval_argument_spec())
-    Pruner(docker_module(argument_spec, supports_check_mode=True)).run()
+    run_job(PruneJob)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ written by a helper container that is removed without its volumes (as ``docker r
 ``holder`` with an anonymous volume of its own (``held``). GAP_SECONDS later, a ``docker run --rm`` container mounts
 ``recent`` and ``named`` by name, and a new anonymous volume that it takes along when it is removed. Once it is gone,
 it writes ``tests/unit/plugins/module_utils/snapshots/<flavour>.volumes.json``: the snapshot (``read_snapshot`` with
-volumes, ``Snapshot.to_dict()``), every container and volume event since the scenario began (``GET /events``, as the
+volumes and the stop times of the stopped containers that mount one, as prune reads them; ``Snapshot.to_dict()``), every container and volume event since the scenario began (``GET /events``, as the
 modules read them), the volumes' names, the ``--rm`` container's ID, the recording time and the gap.
 
 The JSON files are committed; re-run this only when the snapshot format or the scenario changes.
@@ -25,7 +25,7 @@ import time
 
 from record_snapshots import OUT, client_for
 
-from ansible_collections.reclaim.docker.plugins.module_utils._snapshot import read_snapshot
+from ansible_collections.reclaim.docker.plugins.module_utils._snapshot import load_stop_times, read_snapshot
 from harness import engines, scenario
 
 PREFIX = "vol"
@@ -67,6 +67,7 @@ def record(flavour):
         client = client_for(engine)
         recorded_at = time.time()
         snapshot = read_snapshot(client, volumes=True)
+        load_stop_times(client, [c for c in snapshot.containers.values() if not c.running and c.volumes])
         events = client.events(since=began, until=int(recorded_at) + 1, filters={"type": ["container", "volume"]})
         data = {"snapshot": snapshot.to_dict(), "events": events, "volumes": volumes, "rm_container": rm_container,
                 "recorded_at": recorded_at, "gap_seconds": GAP_SECONDS}

@@ -237,7 +237,7 @@ def test_an_engine_without_id_gets_a_disabled_cache(directory, engine_id):
 
 
 def test_argument_spec_matches_the_doc_fragment():
-    spec = layer_cache_argument_spec()
+    spec = layer_cache_argument_spec().argument_spec
     assert spec == {"layer_cache": {"type": "bool", "default": True}, "layer_cache_dir": {"type": "path"}}
     fragment = importlib.import_module("ansible_collections.reclaim.docker.plugins.doc_fragments._layer_cache")
     options = yaml.safe_load(fragment.ModuleDocFragment.DOCUMENTATION)["options"]
