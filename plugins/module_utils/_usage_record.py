@@ -12,8 +12,18 @@ run."""
 
 from __future__ import annotations
 
+from ansible_collections.reclaim.docker.plugins.module_utils._argspec import ArgumentSpec
 from ansible_collections.reclaim.docker.plugins.module_utils._transport import APIError
 from ansible_collections.reclaim.docker.plugins.module_utils._usage_ledger import event_uses, event_volume_uses
+
+
+def usage_ledger_argument_spec():
+    """The ledger options of the modules that read containers (see the _usage_ledger doc fragment). Here, not in
+    _usage_ledger.py, which the usage tracker runs without Ansible."""
+    return ArgumentSpec(dict(
+        usage_ledger=dict(type="bool", default=True),
+        usage_ledger_dir=dict(type="path"),
+    ))
 
 
 def record_uses(client, snapshot, ledger, now):
