@@ -48,8 +48,8 @@ LastUse = namedtuple("LastUse", ("time", "source"))
 LAST_USE_SOURCES = ("created", "containers", "ledger")
 
 # The object types pruned one object at a time by the same steps (candidates, select by our filters, the hold chain,
-# the action), and what differs between them. LAST_USE(planner, object): the object's LastUse, for a kind that unused_for
-# selects by it (its action carries it), or None.
+# the action), and what differs between them. LAST_USE(planner, object): the object's LastUse, for a kind that
+# unused_for selects by it (its action carries it), or None.
 Kind = namedtuple("Kind", ("item_type", "objects", "eligible", "created", "stopped", "users", "last_use", "add"))
 
 

@@ -34,7 +34,8 @@ def record_uses(client, snapshot, ledger, now):
     # twice: the latest wins).
     until = int(now)
     try:
-        events = client.events(since=int(ledger.events_until or 0), until=until, filters={"type": ["container", "volume"]})
+        events = client.events(since=int(ledger.events_until or 0), until=until,
+                               filters={"type": ["container", "volume"]})
     except (APIError, OSError) as exc:
         events, until = [], None
         problems.append(f"Could not read the engine's events for the usage ledger: {exc}")

@@ -11,8 +11,9 @@ written by a helper container that is removed without its volumes (as ``docker r
 ``holder`` with an anonymous volume of its own (``held``). GAP_SECONDS later, a ``docker run --rm`` container mounts
 ``recent`` and ``named`` by name, and a new anonymous volume that it takes along when it is removed. Once it is gone,
 it writes ``tests/unit/plugins/module_utils/snapshots/<flavour>.volumes.json``: the snapshot (``read_snapshot`` with
-volumes and the stop times of the stopped containers that mount one, as prune reads them; ``Snapshot.to_dict()``), every container and volume event since the scenario began (``GET /events``, as the
-modules read them), the volumes' names, the ``--rm`` container's ID, the recording time and the gap.
+volumes and the stop times of the stopped containers that mount one, as prune reads them; ``Snapshot.to_dict()``),
+every container and volume event since the scenario began (``GET /events``, as the modules read them), the volumes'
+names, the ``--rm`` container's ID, the recording time and the gap.
 
 The JSON files are committed; re-run this only when the snapshot format or the scenario changes.
 """

@@ -176,9 +176,9 @@ def volume_cases(draw):
             ledger[name] = use
         for j in range(draw(st.integers(0, 2))):
             created = draw(st.floats(min_value=NOW - 400 * DAY, max_value=NOW))
+            stopped = draw(st.one_of(st.none(), st.floats(min_value=created, max_value=NOW)))
             containers.append(Container(f"c{i}-{j}", f"c{i}-{j}", "sha256:x", created=created, volumes=[name],
-                                        state=draw(st.sampled_from(["running", "exited", "created"])),
-                                        stopped=draw(st.one_of(st.none(), st.floats(min_value=created, max_value=NOW)))))
+                                        state=draw(st.sampled_from(["running", "exited", "created"])), stopped=stopped))
     snapshot = Snapshot({}, [], containers, volumes=volumes)
     snapshot.volume_last_use = ledger
     return snapshot, dict(unused_for=f"{draw(st.integers(0, 90)) * int(DAY)}s", all=draw(st.booleans()),

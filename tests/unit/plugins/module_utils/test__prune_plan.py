@@ -24,7 +24,11 @@ from ansible_collections.reclaim.docker.plugins.module_utils._plan import (
     plan_objects,
 )
 from ansible_collections.reclaim.docker.plugins.module_utils._protection import Protection
-from ansible_collections.reclaim.docker.plugins.module_utils._prune_plan import PruneRequest, plan_prune, volume_last_use
+from ansible_collections.reclaim.docker.plugins.module_utils._prune_plan import (
+    PruneRequest,
+    plan_prune,
+    volume_last_use,
+)
 from ansible_collections.reclaim.docker.plugins.module_utils._usage_ledger import UsageLedger
 from ansible_collections.reclaim.docker.plugins.module_utils._usage_record import record_uses
 
