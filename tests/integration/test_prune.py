@@ -299,15 +299,22 @@ def run_with_rm(client, image, volume):
 
 def test_unused_for_keeps_a_volume_a_removed_container_used_and_removes_one_unused_longer(ansible, engine, prefix,
                                                                                           tmp_path):
-    """Last use, not creation: both volumes are as old, a `--rm` container used one of them since. The usage ledger
-    learnt that use from the engine's events alone (the container is gone before the module runs)."""
+    """Last use, not creation: the volumes are as old, a `--rm` container used one of them since. The usage ledger
+    learnt that use from the engine's events alone (the container is gone before the module runs). A third one's
+    container, created with it, ran since and stopped: removed in the same run, it still counts, by when it stopped
+    (which the module reads), not by its creation."""
     built = scenario.build(engine.docker_host, {"images": [{"name": "w", "tags": ["lab/w:1"], "layers": ["w"]}]},
                            prefix=prefix)
     client, image = api(engine), built.images["w"]["id"]
     old, recent = anonymous_volume(client, image, prefix, 70_000), anonymous_volume(client, image, prefix, 50_000)
+    ran = anonymous_volume(client, image, prefix, 30_000)
+    user = client.create_container(image, command=["true"], network_disabled=True, labels=mine(prefix), host_config=(
+        client.create_host_config(network_mode="none", binds=[f"{ran}:/v"])))["Id"]
     time.sleep(UNUSED_FOR_SECONDS + 2)
     used = time.time()
     run_with_rm(client, image, recent)
+    client.start(user)
+    assert client.wait(user, timeout=60)["StatusCode"] == 0
     sizes = {v["Name"]: v["UsageData"]["Size"] for v in client.df()["Volumes"] if v["Name"] in (old, recent)}
     ledger_dir = tmp_path / "ledger"
     args = {"volumes": True, "volumes_filters": {"unused_for": f"{UNUSED_FOR_SECONDS}s", "label": f"reclaim.test={prefix}"},
@@ -322,7 +329,8 @@ def test_unused_for_keeps_a_volume_a_removed_container_used_and_removes_one_unus
         used, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     assert real["plan"]["objects"] == [dict(type="volume", id=old, name=old, bytes=70_000, last_use=action["last_use"],
                                             last_use_source="ledger")]
-    assert [v["Name"] for v in client.volumes(filters={"label": f"reclaim.test={prefix}"})["Volumes"]] == [recent]
+    assert sorted(v["Name"] for v in client.volumes(filters={"label": f"reclaim.test={prefix}"})["Volumes"]) == sorted(
+        [recent, ran])
     [ledger] = ledger_dir.glob("usage-*.json")
     recorded = json.loads(ledger.read_text())
     assert recorded["format"] == 2 and recorded["volumes"][recent] >= used
@@ -330,7 +338,14 @@ def test_unused_for_keeps_a_volume_a_removed_container_used_and_removes_one_unus
     blind = ansible.module(MODULE, dict(args, usage_ledger=False), engine, check=True)
     assert [(a["volume"], a["last_use_source"]) for a in blind["actions"]] == [(recent, "created")]
     assert blind["volumes_space_reclaimed"] == sizes[recent] == 50_000
+    # Its container goes in the same run; the volume stays, used when the container stopped (no unknown time kept it).
+    with_user = ansible.module(MODULE, dict(args, usage_ledger=False, containers=True,
+                                            containers_filters={"label": f"reclaim.test={prefix}"}), engine, check=True)
+    assert with_user["containers"] == [user] and with_user["volumes"] == [recent]
+    assert with_user["skipped_items"] == []
+    client.remove_container(user)
     client.remove_volume(recent)
+    client.remove_volume(ran)
 
 
 def test_build_cache_prediction_and_actual(ansible, engine, prefix):
