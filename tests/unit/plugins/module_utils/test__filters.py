@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ansible_collections.reclaim.docker.plugins.module_utils._filters import Filters, label_matches
-from ansible_collections.reclaim.docker.plugins.module_utils._plan import UNKNOWN_STOP, UNKNOWN_TIME
+from ansible_collections.reclaim.docker.plugins.module_utils._plan import UNKNOWN_STOP, UNKNOWN_TIME, UNKNOWN_USE
 from ansible_collections.reclaim.docker.plugins.module_utils._units import ValueProblem
 
 NOW = 1_800_000_000.0
@@ -49,6 +49,10 @@ def test_unused_for_compares_the_last_use():
     assert not filters.matches({"a": ""}, OLD, last_used=None)  # unknown: as if used now
     assert not filters.matches({}, OLD, last_used=OLD)
     assert Filters("volumes", {"label": "a"}, NOW).matches({"a": ""}, OLD, last_used=None)
+    # What only an unknown time keeps out is reported with it: the creation first, which a last use counts from.
+    assert filters.selects({"a": ""}, OLD, last_used=None) == UNKNOWN_USE
+    assert filters.selects({"a": ""}, None, last_used=None) == UNKNOWN_TIME
+    assert filters.selects({}, OLD, last_used=None) is False
 
 
 def test_an_unknown_time_is_new():
