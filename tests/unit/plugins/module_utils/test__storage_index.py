@@ -74,4 +74,3 @@ def test_a_damaged_containerd_database_makes_the_index_incomplete(tmp_path):
     tmp_path.joinpath(*SNAPSHOTS).mkdir(parents=True)
     index = read_index(str(tmp_path))
     assert index.problems and "containerd's metadata cannot be read" in index.problems[0]
-

@@ -133,4 +133,3 @@ def test_a_leak_gone_meanwhile_is_a_skip(root):
     shutil.rmtree(root / "overlay2" / LEAK)
     action = remove(str(root), removal, newest)
     assert action["status"] == "skipped"
-
