@@ -9,7 +9,7 @@ from __future__ import annotations
 
 class ModuleDocFragment:
     # The usage ledger options of the modules that read containers
-    # (module_utils/_usage_ledger.py, usage_ledger_argument_spec()).
+    # (module_utils/_usage_record.py, usage_ledger_argument_spec()).
     DOCUMENTATION = r"""
 options:
   usage_ledger:

@@ -23,7 +23,7 @@ from ansible_collections.reclaim.docker.plugins.module_utils._model import TAG, 
 from ansible_collections.reclaim.docker.plugins.module_utils._plan import touched_images
 from ansible_collections.reclaim.docker.plugins.module_utils._simulation import references_after_removing
 from ansible_collections.reclaim.docker.plugins.module_utils._units import ValueProblem
-from ansible_collections.reclaim.docker.plugins.module_utils._usage_ledger import usage_ledger_argument_spec
+from ansible_collections.reclaim.docker.plugins.module_utils._usage_record import usage_ledger_argument_spec
 
 PLATFORM = re.compile(r"[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?")
 PLATFORM_MIN_API = "1.50"

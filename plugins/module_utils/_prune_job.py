@@ -24,7 +24,7 @@ from ansible_collections.reclaim.docker.plugins.module_utils._protection import 
 from ansible_collections.reclaim.docker.plugins.module_utils._prune_plan import OBJECT_TYPES, PruneRequest, plan_prune
 from ansible_collections.reclaim.docker.plugins.module_utils._snapshot import load_stop_times
 from ansible_collections.reclaim.docker.plugins.module_utils._units import ValueProblem, parse_size
-from ansible_collections.reclaim.docker.plugins.module_utils._usage_ledger import usage_ledger_argument_spec
+from ansible_collections.reclaim.docker.plugins.module_utils._usage_record import usage_ledger_argument_spec
 
 FULL_IMAGE_ID = re.compile(r"sha256:[0-9a-f]{64}")
 

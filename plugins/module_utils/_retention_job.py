@@ -28,7 +28,7 @@ from ansible_collections.reclaim.docker.plugins.module_utils._retention_plan imp
     plan_retention,
 )
 from ansible_collections.reclaim.docker.plugins.module_utils._units import ValueProblem, parse_duration, parse_size
-from ansible_collections.reclaim.docker.plugins.module_utils._usage_ledger import usage_ledger_argument_spec
+from ansible_collections.reclaim.docker.plugins.module_utils._usage_record import usage_ledger_argument_spec
 
 # How a warning names the images that stay under disk pressure, by kept reason.
 HELD = dict(protected="protected", in_use="in use", too_young="younger than min_age",

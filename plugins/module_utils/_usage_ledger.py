@@ -30,7 +30,6 @@ import json
 import os
 import stat
 
-from ansible_collections.reclaim.docker.plugins.module_utils._argspec import ArgumentSpec
 from ansible_collections.reclaim.docker.plugins.module_utils._host_files import (
     DIRECTORY_FLAGS,
     OPEN_FLAGS,
@@ -49,14 +48,6 @@ KEEP_SECONDS = 400 * 86400
 USE_EVENTS = ("create", "start", "die", "destroy")
 _LOCK_FLAGS = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | \
     getattr(os, "O_CLOEXEC", 0)
-
-
-def usage_ledger_argument_spec():
-    """The ledger options of the modules that read containers (see the _usage_ledger doc fragment)."""
-    return ArgumentSpec(dict(
-        usage_ledger=dict(type="bool", default=True),
-        usage_ledger_dir=dict(type="path"),
-    ))
 
 
 def ledger_file_name(engine_id):

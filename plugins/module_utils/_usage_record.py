@@ -11,8 +11,18 @@ Check mode too: the ledger is host-local state, like the layer cache. Nothing he
 
 from __future__ import annotations
 
+from ansible_collections.reclaim.docker.plugins.module_utils._argspec import ArgumentSpec
 from ansible_collections.reclaim.docker.plugins.module_utils._transport import APIError
 from ansible_collections.reclaim.docker.plugins.module_utils._usage_ledger import event_uses
+
+
+def usage_ledger_argument_spec():
+    """The ledger options of the modules that read containers (see the _usage_ledger doc fragment). Here, not in
+    _usage_ledger.py: the usage tracker runs that file on the Docker host without Ansible."""
+    return ArgumentSpec(dict(
+        usage_ledger=dict(type="bool", default=True),
+        usage_ledger_dir=dict(type="path"),
+    ))
 
 
 def record_uses(client, snapshot, ledger, now):
