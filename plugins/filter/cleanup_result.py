@@ -14,7 +14,8 @@ description:
     P(reclaim.docker.fleet_report#role) role reports (every key, its type and its default; see the role's README).
   - A run that finished, from the registered results of M(reclaim.docker.image_retention) (skipped or not) and
     M(reclaim.docker.prune) (run with O(reclaim.docker.prune#module:usage=true)). The prune's result says whether the
-    run was an audit (check mode). An audit predicts the usage after from the usage before and the bytes both steps
+    run was an audit (check mode). With O(reclaim.docker.prune#module:root_dir=true), C(root_dir) keeps what its walk
+    of Docker's root dir found, with the five largest container logs; null without a walk. An audit predicts the usage after from the usage before and the bytes both steps
     would free; a cleanup has it as the prune read it after the last step.
   - A run that failed (O(failed) set), with the usage read before the failure and the error.
 options:
@@ -49,8 +50,8 @@ RETURN = r"""
 _value:
   description:
     - C(mode), C(status), C(profile), C(reclaimed_bytes), C(removed), C(usage_before), C(usage_after),
-      C(filesystem_delta_bytes), C(skipped), C(engine_id), C(plan), C(not_approved), C(approval), C(error), as the
-      P(reclaim.docker.cleanup#role) role's README describes them.
+      C(filesystem_delta_bytes), C(skipped), C(engine_id), C(plan), C(not_approved), C(approval), C(root_dir),
+      C(error), as the P(reclaim.docker.cleanup#role) role's README describes them.
   type: dict
 """
 

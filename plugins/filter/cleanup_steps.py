@@ -43,6 +43,11 @@ options:
   approved_plan:
     description: One host's approved plan (C(engine_id), C(objects)); empty or null for none.
     type: dict
+  root_dir:
+    description: Whether the prune also walks Docker's root dir (O(reclaim.docker.prune#module:root_dir)).
+    type: bool
+    default: false
+    version_added: 0.2.0
 """
 
 EXAMPLES = r"""
@@ -63,7 +68,8 @@ _value:
       description: The arguments of M(reclaim.docker.image_retention); null when the step does not run.
       type: dict
     prune:
-      description: The arguments of M(reclaim.docker.prune), with O(reclaim.docker.prune#module:usage=true).
+      description: The arguments of M(reclaim.docker.prune), with O(reclaim.docker.prune#module:usage=true) and
+        O(reclaim.docker.prune#module:root_dir) as asked.
       type: dict
     approved_plan:
       description: The approved plan, V({}) for none.
