@@ -385,24 +385,34 @@ def _epoch(generated_at):
         return None
 
 
-def _metrics(report, rows) -> dict:
-    """The Prometheus series, by metric: each host's status (1 for its own, 0 for the others), its bytes only where it
-    has them (reclaimed: a run that finished; leaked and logs: a walked root dir), the fleet's host counts and byte
-    totals (leaked and logs only when some host was walked), and when the report was made."""
-    totals = report["totals"]
+def _labels(**labels) -> str:
+    """A series' labels in the text format (name="value", ...), their values escaped (backslash, quote, newline)."""
+    escaped = (str(value).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") for value in labels.values())
+    return ",".join(f'{name}="{value}"' for name, value in zip(labels, escaped))
 
-    def series(key):
-        return [{"host": r["name"], "value": r[key]} for r in rows if r[key] is not None]
+
+def _metrics(report, rows) -> dict:
+    """The Prometheus series, by metric, each {labels (as the text format writes them, the run's mode among them),
+    value}: each host's status (1 for its own, 0 for the others), its bytes only where it has them (reclaimed: a run
+    that finished; leaked and logs: a walked root dir), the fleet's host counts and byte totals (leaked and logs null
+    unless some host was walked), and when the report was made."""
+    totals, mode = report["totals"], report["mode"]
+
+    def series(key, selected):
+        return [{"host": r["name"], "labels": _labels(host=r["name"], mode=mode), "value": r[key]} for r in selected]
 
     statuses = ("ok", "failed", "unreachable")
-    reclaimed = [{"host": r["name"], "value": r["freed"]} for r in rows if r["status"] == "ok"]
-    return {"timestamp": _epoch(report["generated_at"]),
-            "status": [{"host": r["name"], "status": status, "value": int(r["status"] == status)}
+    reclaimed = series("freed", [r for r in rows if r["status"] == "ok"])
+    return {"mode": _labels(mode=mode),
+            "timestamp": _epoch(report["generated_at"]),
+            "status": [{"host": r["name"], "status": status, "value": int(r["status"] == status),
+                        "labels": _labels(host=r["name"], mode=mode, status=status)}
                        for r in rows for status in statuses],
             "reclaimed": reclaimed,
-            "leaked": series("leaked"),
-            "logs": series("logs"),
-            "hosts": [{"status": status, "value": totals[status]} for status in statuses],
+            "leaked": series("leaked", [r for r in rows if r["leaked"] is not None]),
+            "logs": series("logs", [r for r in rows if r["logs"] is not None]),
+            "hosts": [{"status": status, "value": totals[status], "labels": _labels(mode=mode, status=status)}
+                      for status in statuses],
             # The fleet's bytes are its hosts' series added up: a failed host's bytes count nowhere.
             "fleet": {"reclaimed": sum(s["value"] for s in reclaimed), "leaked": totals["leaked_bytes"],
                       "logs": totals["container_logs_bytes"]}}

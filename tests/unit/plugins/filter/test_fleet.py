@@ -169,13 +169,25 @@ def test_the_metrics_have_bytes_only_where_a_host_has_them():
     assert [(s["host"], s["status"]) for s in metrics["status"] if s["value"]] == \
         [("a", "ok"), ("b", "failed"), ("c", "unreachable"), ("d", "ok")]
     assert len(metrics["status"]) == 12
-    assert metrics["reclaimed"] == [{"host": "a", "value": 10}, {"host": "d", "value": 0}]
-    assert metrics["leaked"] == [{"host": "a", "value": 5}] and metrics["logs"] == [{"host": "a", "value": 3}]
-    assert metrics["hosts"] == [{"status": "ok", "value": 2}, {"status": "failed", "value": 1},
-                                {"status": "unreachable", "value": 1}]
+    assert metrics["status"][0]["labels"] == 'host="a",mode="cleanup",status="ok"'
+    assert [(s["labels"], s["value"]) for s in metrics["reclaimed"]] == [
+        ('host="a",mode="cleanup"', 10), ('host="d",mode="cleanup"', 0)]
+    assert [(s["host"], s["value"]) for s in metrics["leaked"]] == [("a", 5)]
+    assert [(s["host"], s["value"]) for s in metrics["logs"]] == [("a", 3)]
+    assert [(s["labels"], s["value"]) for s in metrics["hosts"]] == [
+        ('mode="cleanup",status="ok"', 2), ('mode="cleanup",status="failed"', 1),
+        ('mode="cleanup",status="unreachable"', 1)]
+    assert metrics["mode"] == 'mode="cleanup"'
+
     assert metrics["fleet"] == {"reclaimed": 10, "leaked": 5, "logs": 3}
     unwalked = fleet_view(fleet_summary([("a", result())], "not a time"), ["a"])["metrics"]
     assert unwalked["fleet"] == {"reclaimed": 0, "leaked": None, "logs": None} and unwalked["timestamp"] is None
+
+
+def test_label_values_are_escaped_as_the_text_format_says():
+    name = 'evil"host\\with\nnewline'
+    metrics = fleet_view(fleet_summary([(name, result())], NOW), [name])["metrics"]
+    assert metrics["reclaimed"][0]["labels"] == 'host="evil\\"host\\\\with\\nnewline",mode="cleanup"'
 
 
 def test_the_artifacts_say_where_the_report_was_delivered():
