@@ -82,11 +82,11 @@ sanity: $(SANITY_VENV)/.installed
 unit: setup
 	$(PY) -m pytest -q tests/unit
 
-# The engine flavours and the fleet tests run side by side (tests/integration/conftest.py groups them): most of their
-# time is spent waiting on engines and on ansible-playbook's processes.
+# Test files run side by side, each on one worker with engines of its own (tests/integration/conftest.py): most of
+# their time is spent waiting on engines and on ansible-playbook's processes.
 INTEGRATION_WORKERS ?= 4
 integration: engines
-	$(PY) -m pytest -q -n $(INTEGRATION_WORKERS) --dist loadgroup tests/integration
+	$(PY) -m pytest -q -n $(INTEGRATION_WORKERS) --dist loadfile tests/integration
 
 lint: setup
 	$(VENV)/bin/ansible-lint --profile production --offline --nocolor

@@ -123,7 +123,7 @@ notes:
     or with the environment variables E(DOCKER_HOST), E(DOCKER_TLS_HOSTNAME), E(DOCKER_API_VERSION), E(DOCKER_CERT_PATH),
     E(DOCKER_TLS), E(DOCKER_TLS_VERIFY) and E(DOCKER_TIMEOUT).
   - This module talks to the engine with Python's standard library alone (Unix sockets, TCP, TLS with the C(ssl) module,
-    C(ssh://) through the C(ssh) command): nothing needs to be installed for the Python that runs it, where
+    C(ssh://) through the C(ssh) command), so nothing needs to be installed for the Python that runs it, where
     community.docker's modules need C(requests).
 requirements:
   - Python 3.9 or newer on the host that runs the module, with nothing installed for it.

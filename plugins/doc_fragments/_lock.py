@@ -20,7 +20,10 @@ options:
         reading the engine, naming the holder (its pid, host, module, since when, and its job ID when E(JOB_ID) or
         E(AWX_JOB_ID) was set in its environment). V(0) fails at once when the lock is held; a negative value is
         refused.
-      - A run that had to wait warns how long, and for which run.
+      - A run that had to wait warns how long, and for which runs. It names each run that held the lock meanwhile, in
+        the order they held it, with the seconds spent behind each when there were several. The lock is tried every
+        0.15 seconds, so those seconds are known to within that (more on a busy host), and a run that held the lock
+        only between two tries is not named.
       - The lock is the kernel's C(flock) on a file, released when its holder ends, however it ends, so a lock left
         by a process that died never blocks.
       - Check mode takes no lock, never waits, and creates no file.

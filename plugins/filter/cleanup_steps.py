@@ -43,11 +43,6 @@ options:
   approved_plan:
     description: One host's approved plan (C(engine_id), C(objects)); empty or null for none.
     type: dict
-  root_dir:
-    description: Whether the prune also walks Docker's root dir (O(reclaim.docker.prune#module:root_dir)).
-    type: bool
-    default: false
-    version_added: 0.2.0
 """
 
 EXAMPLES = r"""
@@ -68,8 +63,7 @@ _value:
       description: The arguments of M(reclaim.docker.image_retention); null when the step does not run.
       type: dict
     prune:
-      description: The arguments of M(reclaim.docker.prune), with O(reclaim.docker.prune#module:usage=true) and
-        O(reclaim.docker.prune#module:root_dir) as asked.
+      description: The arguments of M(reclaim.docker.prune), with O(reclaim.docker.prune#module:usage=true).
       type: dict
     approved_plan:
       description: The approved plan, V({}) for none.

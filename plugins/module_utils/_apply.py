@@ -296,5 +296,5 @@ def unanswered(actions):
 
 
 def untagged_by(actions):
-    """The references ACTIONS removed: an untag's reference, a deletion's (or force untag's) references."""
-    return sorted({r for a in actions for r in ([a["reference"]] if a["action"] == "untag" else a.get("untags", []))})
+    """The references ACTIONS removed: each untag's, deletion's or force untag's `untags`."""
+    return sorted({r for a in actions for r in a.get("untags", ())})

@@ -6,40 +6,39 @@
 
 """Approved plans: an audit's plan is the contract (see the _approval doc fragment). Pure, but for option parsing.
 
-A plan's items are what its actions remove, one per object (an image with its references, a container, a network, a
-volume, a build cache record), each with the bytes its actions free. A run given `approved` plans as usual with one
-more hold: an item that is not approved stays; `not_approved` lists those the run would have removed without approval
-(priced by that plan); an approved item that changed (now in use, tagged anew, gone) is a reported skip.
+A plan's objects are what its actions remove (_plan.plan_objects), each with the bytes its actions free. A run given
+`approved` plans as usual with one more hold at the end of the planners' chain: an object that is not approved stays;
+`not_approved` lists those the run would have removed without approval (priced by that plan); an approved object
+that changed (now in use, tagged anew, gone) is a reported skip.
 """
 
 from __future__ import annotations
 
-from ansible_collections.reclaim.docker.plugins.module_utils._filters import Hold
-from ansible_collections.reclaim.docker.plugins.module_utils._model import short_id
+from ansible_collections.reclaim.docker.plugins.module_utils._argspec import ArgumentSpec
+from ansible_collections.reclaim.docker.plugins.module_utils._plan import ITEM_TYPES, Hold, plan_objects
 from ansible_collections.reclaim.docker.plugins.module_utils._units import ValueProblem
-
-ITEM_TYPES = ("container", "image", "network", "volume", "build_cache")
-# Per action: the item type it removes, and the key naming its object.
-ACTION_OBJECTS = dict(remove_container=("container", "container"), untag=("image", "image"),
-                      delete_image=("image", "image"), force_untag=("image", "image"),
-                      delete_platform=("image", "image"), remove_network=("network", "network"),
-                      remove_volume=("volume", "volume"))
 
 
 def approval_argument_spec():
     """The options approved and approved_engine_id, as prune and image_retention take them (doc fragment _approval)."""
-    return dict(
+    return ArgumentSpec(dict(
         approved=dict(type="list", elements="raw"),
         approved_engine_id=dict(type="str"),
-    )
+    ))
 
 
 class Approval:
-    """What may be removed: None (no approved plan: everything the plan selects), or approved items by ID."""
+    """What may be removed: everything the plan selects (no approved plan), or approved objects by ID. TAKEN: whether
+    the module takes approved plans at all (then its result gives its own plan back, and not_approved)."""
 
-    def __init__(self, items=None, engine_id=None):
+    def __init__(self, items=None, engine_id=None, taken=True):
         self.items = items
         self.engine_id = engine_id
+        self.taken = taken
+
+    @classmethod
+    def not_taken(cls):
+        return cls(taken=False)
 
     @classmethod
     def from_params(cls, params):
@@ -72,6 +71,10 @@ class Approval:
     def restricts(self):
         return self.items is not None
 
+    def without(self):
+        """The same run's approval with no approved plan: what it would remove unrestricted."""
+        return Approval(taken=self.taken)
+
     def engine_problem(self, engine_id):
         """Why a plan approved on another engine cannot apply to ENGINE_ID, or None."""
         if self.engine_id is None or self.engine_id == engine_id:
@@ -94,45 +97,20 @@ class Approval:
             return Hold("changed", f"changed since the plan was approved: new reference(s) {', '.join(new)}")
         return None
 
-
-def plan_items(snapshot, actions):
-    """The items ACTIONS remove, in plan order: dict(type, id, name, bytes), an image's also with references (all it
-    has now: what the plan was made on) and a build cache record's with none of those but its ID and size."""
-    items = {}
-    for action in actions:
-        if action["action"] == "prune_build_cache":
-            for record in action.get("record_items", ()):
-                items[("build_cache", record["id"])] = dict(type="build_cache", **record)
-            continue
-        item_type, key = ACTION_OBJECTS[action["action"]]
-        item_id = action[key]
-        item = items.get((item_type, item_id))
-        if item is None:
-            item = items[(item_type, item_id)] = dict(type=item_type, id=item_id, name=_name(snapshot, action), bytes=0)
-            if item_type == "image":
-                image = snapshot.images.get(item_id)
-                item["references"] = sorted(image.references) if image else []
-        item["bytes"] += action["bytes"]
-    return list(items.values())
+    def priced(self, plan):
+        """The images whose layers price what this approval keeps out of PLAN (not approved, or skipped): their bytes
+        in not_approved come from the plan made without approval, which deletes them."""
+        if not self.restricts:
+            return set()
+        return {i["id"] for i in plan.not_approved + plan.skipped if i["type"] == "image"}
 
 
-def _name(snapshot, action):
-    if action["action"] in ACTION_OBJECTS and ACTION_OBJECTS[action["action"]][0] == "image":
-        image = snapshot.images.get(action["image"])
-        tags = sorted(image.repo_tags) if image else []
-        return tags[0] if tags else short_id(action["image"])
-    return action.get("name") or action.get("container") or action.get("network") or action.get("volume")
-
-
-def finish_plan(snapshot, plan, approval, make_unrestricted):
-    """Complete a plan made under APPROVAL: `not_approved` is every item the plan the run would have made without
-    approval (MAKE_UNRESTRICTED(), made only when approval restricts) removes and approval does not name, with the bytes
-    it would free there; each approved item the plan does not remove (gone, changed, kept, no longer selected) is
-    reported in plan.skipped."""
-    if not approval.restricts:
-        return plan
-    plan.not_approved = [i for i in plan_items(snapshot, make_unrestricted().actions) if i["id"] not in approval.items]
-    accounted = {i["id"] for i in plan_items(snapshot, plan.actions)} | {s["id"] for s in plan.skipped}
+def complete(snapshot, plan, approval, unrestricted):
+    """Complete PLAN, made under APPROVAL: `not_approved` is every object that UNRESTRICTED (the plan the run would
+    have made without approval) removes and approval does not name, with the bytes it would free there; each approved
+    object the plan does not remove (gone, changed, kept, no longer selected) is reported in plan.skipped."""
+    plan.not_approved = [o for o in plan_objects(snapshot, unrestricted.actions) if o["id"] not in approval.items]
+    accounted = {o["id"] for o in plan_objects(snapshot, plan.actions)} | {s["id"] for s in plan.skipped}
     for item_id, item in approval.items.items():
         if item_id in accounted:
             continue
@@ -170,19 +148,7 @@ def _found(snapshot, item_type, item_id):
     return any(r.get("ID") == item_id for r in snapshot.build_cache)
 
 
-def priced_with_approval(approval, priced_by):
-    """PRICED_BY, plus what prices the items an approved plan keeps: the images not approved or withheld (their bytes
-    in `not_approved` come from the plan made without approval, which deletes them)."""
-    if not approval.restricts:
-        return priced_by
-
-    def priced(snapshot, plan):
-        withheld = {i["id"] for i in plan.not_approved + plan.skipped if i["type"] == "image"}
-        return set(priced_by(snapshot, plan)) | withheld
-    return priced
-
-
 def approval_result(snapshot, plan, engine_id):
     """The result keys of a run that takes `approved`: its plan, as an approved plan gives it back, and not_approved."""
-    return dict(plan=dict(engine_id=engine_id, objects=plan_items(snapshot, plan.actions)),
+    return dict(plan=dict(engine_id=engine_id, objects=plan_objects(snapshot, plan.actions)),
                 not_approved=plan.not_approved)

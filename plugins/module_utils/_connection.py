@@ -12,8 +12,9 @@ import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from ansible.module_utils.basic import AnsibleModule, env_fallback
+from ansible.module_utils.basic import env_fallback
 
+from ansible_collections.reclaim.docker.plugins.module_utils._argspec import ArgumentSpec
 # The other module utilities take APIError from here, with the client.
 from ansible_collections.reclaim.docker.plugins.module_utils._transport import (  # pylint: disable=unused-import
     APIError,
@@ -32,7 +33,7 @@ DF_RETRY_PAUSES = (0.1, 0.3, 1.0)
 
 def connection_argument_spec():
     """The connection options of every module in the collection (see the _docker doc fragment)."""
-    return dict(
+    return ArgumentSpec(dict(
         docker_host=dict(type="str", default=DEFAULT_DOCKER_HOST, fallback=(env_fallback, ["DOCKER_HOST"]),
                          aliases=["docker_url"]),
         tls_hostname=dict(type="str", fallback=(env_fallback, ["DOCKER_TLS_HOSTNAME"])),
@@ -48,10 +49,7 @@ def connection_argument_spec():
                             aliases=["tls_verify"]),
         # community.docker's; here it returns the diff also without diff mode (see the _docker doc fragment).
         debug=dict(type="bool", default=False),
-    )
-
-
-CONNECTION_REQUIRED_TOGETHER = [("client_cert", "client_key")]
+    ), required_together=[("client_cert", "client_key")])
 
 
 class EngineConnectionError(Exception):
@@ -129,6 +127,16 @@ def connection_settings(params, environ=None):
     )
     settings["tls_hostname"] = params["tls_hostname"] if verify else None
     return settings
+
+
+def is_local_endpoint(params):
+    """Whether PARAMS' docker_host is the local socket (unix://, or a bare path), so that the module runs on the Docker
+    host and Docker's root dir is on its filesystem. Without I/O, before the engine is contacted; a docker_host that is
+    no endpoint counts as local here and is left for connect() to name."""
+    try:
+        return connection_settings(params, {})["base_url"].startswith("unix://")
+    except EngineConnectionError:
+        return True
 
 
 def _unix_socket_problem(base_url):
@@ -330,19 +338,3 @@ def connect(params):
         )
     transport.api_version = server_api if settings["version"] == "auto" else settings["version"]
     return EngineClient(transport, base_url, server.get("Version"))
-
-
-def docker_module(argument_spec, **kwargs):
-    """An AnsibleModule with the connection options added to ARGUMENT_SPEC."""
-    spec = connection_argument_spec()
-    spec.update(argument_spec)
-    required_together = list(kwargs.pop("required_together", [])) + CONNECTION_REQUIRED_TOGETHER
-    return AnsibleModule(argument_spec=spec, required_together=required_together, **kwargs)
-
-
-def connect_module(module):
-    """connect() for a module: a failure ends the task with the operator's message, never a traceback."""
-    try:
-        return connect(module.params)
-    except EngineConnectionError as exc:
-        module.fail_json(msg=str(exc))

@@ -13,11 +13,7 @@ Here several `label` all hold, several `label!` all hold, and `until` compares w
 
 from __future__ import annotations
 
-import fnmatch
-import re
-from collections import namedtuple
-
-from ansible_collections.reclaim.docker.plugins.module_utils._model import reference_problem
+from ansible_collections.reclaim.docker.plugins.module_utils._plan import UNKNOWN_STOP, UNKNOWN_TIME
 from ansible_collections.reclaim.docker.plugins.module_utils._units import ValueProblem, parse_duration, parse_until
 
 ALLOWED_KEYS = {
@@ -31,8 +27,6 @@ ALLOWED_KEYS = {
 BOOLEAN_KEYS = ("dangling", "all", "inuse", "shared", "private")
 # BuildKit's record types (client.UsageRecordType); a `type` filter with any other value selects nothing.
 BUILD_CACHE_TYPES = ("internal", "frontend", "source.local", "source.git.checkout", "exec.cachemount", "regular")
-# fnmatch's wildcards: *, ?, and [...] (a leading ! negates; a ] first in it is a member).
-GLOB_WILDCARD = re.compile(r"\*|\?|\[!?\]?[^\]]*\]")
 
 
 def _values(option, value):
@@ -93,6 +87,15 @@ class Filters:
         """Every value given for KEY (label and label! take several)."""
         return self.values.get(key, [])
 
+    def selects(self, labels, created, stopped=None):
+        """True or False, as matches() decides; or, for an object that an unknown time alone keeps out (its creation
+        or stop time), the Hold that says so, for the planner to report it."""
+        if self.matches(labels, created, stopped):
+            return True
+        if (created is None or stopped is None) and self.matches(labels, created or 0.0, stopped or 0.0):
+            return UNKNOWN_TIME if created is None else UNKNOWN_STOP
+        return False
+
     def matches(self, labels, created, stopped=None):
         """Whether an object with LABELS, created at CREATED and (a container) stopped at STOPPED (Unix seconds, None
         when unknown), passes until, stopped_for, label and label!. An unknown time never passes until nor
@@ -118,83 +121,9 @@ def check_label(expression, option):
         raise ValueProblem(f"{option}: {expression!r} has a key with !; a negation is the filter label! (label!: KEY).")
 
 
-def check_reference_glob(pattern, option):
-    """PATTERN can match a tag as the engine lists it (NAME:TAG, Docker Hub names short): with each wildcard
-    standing for one character that every part of a reference takes, the rest is in Docker's reference grammar."""
-    example = GLOB_WILDCARD.sub("0", pattern)
-    if "[" in example:
-        raise ValueProblem(f"{option}: {pattern!r} opens a [ that it never closes ([...] matches one character).")
-    if "@" in pattern:
-        raise ValueProblem(f"{option}: {pattern!r} never matches: patterns match tags (NAME:TAG), not digests.")
-    if pattern.startswith(("docker.io/", "index.docker.io/")):
-        raise ValueProblem(f"{option}: {pattern!r} never matches: the engine lists Docker Hub images by their short "
-                           "names (busybox:1.36, lab/app:1); leave out docker.io/ and library/.")
-    problem = reference_problem(example)
-    if problem:
-        raise ValueProblem(f"{option}: {pattern!r} never matches: with its wildcards filled in, it {problem}.")
-    if not any(char in pattern.rsplit("/", 1)[-1] for char in ":*?["):
-        raise ValueProblem(f"{option}: {pattern!r} never matches: the engine lists every image as NAME:TAG; write "
-                           f"{pattern}:* for all of its tags.")
-
-
 def label_matches(labels, expression):
     """KEY: the label is there; KEY=VALUE: it has that value."""
     key, _sep, value = expression.partition("=")
     if key not in labels:
         return False
     return not _sep or labels[key] == value
-
-
-class Hold(namedtuple("Hold", ("category", "detail"))):
-    """Why something must stay: a CATEGORY to count by (protected, too_young, in_use) and DETAIL, the sentence for
-    people, which is also what str() gives."""
-
-    __slots__ = ()
-
-    def __str__(self):
-        return self.detail
-
-
-def protection_argument_spec():
-    """The options protect and min_age, as prune and image_retention take them (doc fragment _protection)."""
-    return dict(
-        protect=dict(type="dict", options=dict(
-            references=dict(type="list", elements="str", default=[]),
-            labels=dict(type="list", elements="str", default=[]),
-        )),
-        min_age=dict(type="str"),
-    )
-
-
-UNKNOWN_TIME = Hold("unknown_time", "its creation time is unknown: kept as if new")
-UNKNOWN_STOP = Hold("unknown_time", "when it stopped is unknown: kept as if it had just stopped")
-
-
-class Protection:
-    """What a run must never touch: images by reference glob, anything by label, anything younger than min_age."""
-
-    def __init__(self, protect, min_age, now):
-        protect = protect or {}
-        self.references = list(protect.get("references") or [])
-        self.labels = list(protect.get("labels") or [])
-        for pattern in self.references:
-            check_reference_glob(pattern, "protect.references")
-        for label in self.labels:
-            check_label(label, "protect.labels")
-        self.min_age = parse_duration(min_age, "min_age") if min_age is not None else None
-        self.now = now
-
-    def hold(self, labels, created, references=()):
-        """Why an object must stay (a Hold: protected, too_young or unknown_time), or None."""
-        for pattern in self.references:
-            hit = next((r for r in references if fnmatch.fnmatchcase(r, pattern)), None)
-            if hit:
-                return Hold("protected", f"protected: {hit} matches {pattern}")
-        for label in self.labels:
-            if label_matches(labels, label):
-                return Hold("protected", f"protected: label {label}")
-        if self.min_age is not None and created is None:
-            return UNKNOWN_TIME
-        if self.min_age is not None and created > self.now - self.min_age:
-            return Hold("too_young", "too young: created less than min_age ago")
-        return None

@@ -14,24 +14,35 @@ untag that leaves layers held by stopped containers is reported as orphaned, not
 from __future__ import annotations
 
 from ansible_collections.reclaim.docker.plugins.module_utils._model import repository_of, short_id
-from ansible_collections.reclaim.docker.plugins.module_utils._plan import ImageDeletion, Plan, describe_containers
+from ansible_collections.reclaim.docker.plugins.module_utils._planning import Planning
+from ansible_collections.reclaim.docker.plugins.module_utils._simulation import describe_containers
 
 
-class ImageRemovalPlanner:
-    """Plans the removal of several references in order; later names see what earlier ones did.
+class RemovalRequest:
+    """What image_remove asks for: NAMES, removed in order (later names see what earlier ones did); TAG, the tag of a
+    name with neither tag nor digest; FORCE; PRUNE_PARENTS, also delete the untagged parents left unused (docker rmi
+    without --no-prune); REMOVE_STOPPED_CONTAINERS; PLATFORM, one platform's content only (OS/ARCH[/VARIANT])."""
 
-    prune_parents: also delete the untagged parents left unused (docker rmi without --no-prune).
-    tag: the tag of a name with neither tag nor digest (image_remove's option tag).
-    """
-
-    def __init__(self, snapshot, force=False, prune_parents=True, remove_stopped_containers=False, tag="latest"):
-        self.snapshot = snapshot
+    def __init__(self, names, tag="latest", force=False, prune_parents=True, remove_stopped_containers=False,
+                 platform=None):
+        self.names = list(names)
         self.tag = tag
         self.force = force
         self.prune_parents = prune_parents
         self.remove_stopped_containers = remove_stopped_containers
-        self.plan = Plan()
-        self.images = ImageDeletion(snapshot, self.plan)
+        self.platform = platform
+
+
+class _ImageRemovalPlanner:
+    def __init__(self, snapshot, request, approval):
+        self.snapshot = snapshot
+        self.tag = request.tag
+        self.force = request.force
+        self.prune_parents = request.prune_parents
+        self.remove_stopped_containers = request.remove_stopped_containers
+        planning = Planning(snapshot, approval)
+        self.plan = planning.plan
+        self.images = planning.images
 
     def remove(self, name):
         resolved = self.snapshot.resolve(name, self.tag)
@@ -95,7 +106,8 @@ class ImageRemovalPlanner:
         the image record) but the containers keep every layer. Reported as orphaned, not as freed."""
         held = self.images.accounting.held_by_containers_only(image.id)
         by_id = named_by == "id"
-        untags = sorted(self.images.references[image.id]) if by_id else [reference]
+        # By tag too, every reference goes: a tag gets here only when nothing would be left (as for a delete).
+        untags = sorted(self.images.references[image.id])
         self.images.force_untag(image, untags, record_deleted=by_id or not self.snapshot.containerd_store,
                                 reference=image.id if by_id else reference,
                                 reason=f"force: untagged while stopped container(s) {describe_containers(containers)} "
@@ -127,13 +139,13 @@ class ImageRemovalPlanner:
                                     f"{platform} content of {resolved[2]} removed; other platforms and the tags stay")
 
 
-def plan_image_removal(snapshot, names, force=False, prune_parents=True, remove_stopped_containers=False, platform=None,
-                       tag="latest"):
-    planner = ImageRemovalPlanner(snapshot, force=force, prune_parents=prune_parents,
-                                  remove_stopped_containers=remove_stopped_containers, tag=tag)
-    for name in names:
-        if platform:
-            planner.remove_platform(name, platform)
+def plan_image_removal(snapshot, request, approval=None):
+    """What removing REQUEST's names (a RemovalRequest) does on SNAPSHOT. APPROVAL: the planners' one entry shape;
+    image_remove takes no approved plan, so it holds nothing."""
+    planner = _ImageRemovalPlanner(snapshot, request, approval)
+    for name in request.names:
+        if request.platform:
+            planner.remove_platform(name, request.platform)
         else:
             planner.remove(name)
     return planner.plan

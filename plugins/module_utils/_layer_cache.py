@@ -21,51 +21,36 @@ Standard library only, Python 3.9 and later (it runs on the Docker host's Python
 from __future__ import annotations
 
 import errno
-import hashlib
 import json
 import os
 import re
-import stat
+
+from ansible_collections.reclaim.docker.plugins.module_utils._argspec import ArgumentSpec
+from ansible_collections.reclaim.docker.plugins.module_utils._host_files import (
+    OPEN_FLAGS,
+    default_cache_dir,
+    engine_digest,
+    make_dirs,
+    os_error_text,
+    why_distrusted,
+    write_atomically,
+)
 
 # 2: blobs, manifests and image_manifests (the containerd store's content) next to layers and images.
 CACHE_FORMAT = 2
-CACHE_DIR_NAME = "reclaim.docker"
 DIGEST = re.compile(r"sha256:[0-9a-f]{64}\Z")
 DIGEST_PREFIX = "sha256:"
 DIGEST_LENGTH = len(DIGEST_PREFIX) + 64
 HEX_DIGITS = b"0123456789abcdef"
 _PREFIX_NOT_HEX = DIGEST_PREFIX.encode("ascii").translate(None, HEX_DIGITS)  # b"sh:"
-# Group or others may write: such a file or directory is not trusted.
-UNSAFE_MODE_BITS = stat.S_IWGRP | stat.S_IWOTH
-_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
-_CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
-# A directory opened for the calls that take dir_fd; O_NOFOLLOW: a symbolic link in its place fails with ELOOP.
-DIRECTORY_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
-
-
-def default_cache_dir(environ=None):
-    """$XDG_CACHE_HOME/reclaim.docker, or ~/.cache/reclaim.docker when XDG_CACHE_HOME is unset, empty or relative
-    (the XDG Base Directory specification says to ignore a relative path)."""
-    environ = os.environ if environ is None else environ
-    base = environ.get("XDG_CACHE_HOME") or ""
-    if not os.path.isabs(base):
-        home = environ.get("HOME") or os.path.expanduser("~")
-        base = os.path.join(home, ".cache")
-    return os.path.join(base, CACHE_DIR_NAME)
 
 
 def layer_cache_argument_spec():
     """The layer cache options of the modules that read layers (see the _layer_cache doc fragment)."""
-    return dict(
+    return ArgumentSpec(dict(
         layer_cache=dict(type="bool", default=True),
         layer_cache_dir=dict(type="path"),
-    )
-
-
-def engine_digest(engine_id):
-    """16 hex digits naming ENGINE_ID (which may hold ':' and any other character) in file names: a digest of it.
-    The engine's files on the host (this cache, the lock of _lock.py) are named by it."""
-    return hashlib.sha256(engine_id.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+    ))
 
 
 def cache_file_name(engine_id):
@@ -208,7 +193,7 @@ class LayerCache:
         try:
             self._write()
         except OSError as exc:
-            self.problems.append(f"The layer cache {self.path} was not written: {_reason(exc)}.")
+            self.problems.append(f"The layer cache {self.path} was not written: {os_error_text(exc)}.")
             return
         self._changed = False
 
@@ -232,20 +217,20 @@ class LayerCache:
     def _load(self):
         directory = os.path.dirname(self.path) or os.curdir
         try:
-            distrust = _distrust(os.lstat(directory), directory=True)
+            distrust = why_distrusted(os.lstat(directory), directory=True)
         except (FileNotFoundError, NotADirectoryError):
             return  # nothing cached yet: save() creates the directory, or says why it cannot
         except OSError as exc:
-            distrust = f"cannot be examined ({_reason(exc)})"
+            distrust = f"cannot be examined ({os_error_text(exc)})"
         if distrust:
             self._ignore(f"its directory {directory} {distrust}", rebuild=False)
             return
         try:
-            distrust = _distrust(os.lstat(self.path), directory=False)
+            distrust = why_distrusted(os.lstat(self.path), directory=False)
         except FileNotFoundError:
             return
         except OSError as exc:
-            self._ignore(f"it cannot be examined ({_reason(exc)})", rebuild=True)
+            self._ignore(f"it cannot be examined ({os_error_text(exc)})", rebuild=True)
             return
         if distrust:
             self._ignore("it " + distrust, rebuild=False)
@@ -253,24 +238,24 @@ class LayerCache:
         try:
             # O_NOFOLLOW: a symbolic link put there since the lstat fails (ELOOP) instead of being followed;
             # O_NONBLOCK: nor can a FIFO put there block the run (fstat then tells it is not a regular file).
-            fd = os.open(self.path, _OPEN_FLAGS)
+            fd = os.open(self.path, OPEN_FLAGS)
         except FileNotFoundError:
             return
         except OSError as exc:
             if exc.errno == errno.ELOOP:
                 self._ignore("it is a symbolic link", rebuild=False)
             else:
-                self._ignore(f"it cannot be read ({_reason(exc)})", rebuild=True)
+                self._ignore(f"it cannot be read ({os_error_text(exc)})", rebuild=True)
             return
         try:
             with os.fdopen(fd, "rb") as handle:
-                distrust = _distrust(os.fstat(handle.fileno()), directory=False)
+                distrust = why_distrusted(os.fstat(handle.fileno()), directory=False)
                 if distrust:
                     self._ignore("it " + distrust, rebuild=False)
                     return
                 raw = handle.read()
         except OSError as exc:
-            self._ignore(f"it cannot be read ({_reason(exc)})", rebuild=True)
+            self._ignore(f"it cannot be read ({os_error_text(exc)})", rebuild=True)
             return
         try:
             self._layers, self._images, self._blobs, self._manifests, self._image_manifests = self._parse(raw)
@@ -306,8 +291,8 @@ class LayerCache:
 
     def _write(self):
         directory = os.path.dirname(self.path) or os.curdir
-        _make_dirs(directory)
-        distrust = _distrust(os.lstat(directory), directory=True)
+        make_dirs(directory)
+        distrust = why_distrusted(os.lstat(directory), directory=True)
         if distrust:
             # Missing when the file was loaded, and made by someone else since: never write into it.
             self._writable = False
@@ -375,94 +360,6 @@ def _is_int(value):
 
 def _is_size(value):
     return _is_int(value) and value >= 0
-
-
-def _distrust(st, directory):
-    """Why a file or directory with lstat ST must not be trusted (the end of a sentence), or None."""
-    euid = os.geteuid()
-    if stat.S_ISLNK(st.st_mode):
-        return "is a symbolic link"
-    if directory and not stat.S_ISDIR(st.st_mode):
-        return "is not a directory"
-    if not directory and not stat.S_ISREG(st.st_mode):
-        return "is not a regular file"
-    if st.st_uid != euid:
-        return f"is owned by uid {st.st_uid}, not by uid {euid} that runs the module"
-    if st.st_mode & UNSAFE_MODE_BITS:
-        return f"is writable by group or others (mode {stat.S_IMODE(st.st_mode):04o})"
-    return None
-
-
-def _make_dirs(directory):
-    """Create DIRECTORY and any missing parent 0700, as the XDG Base Directory specification asks (an existing
-    one is left as it is: the caller checks DIRECTORY itself)."""
-    missing = []
-    path = os.path.abspath(directory)
-    while not os.path.isdir(path):
-        missing.append(path)
-        parent = os.path.dirname(path)
-        if parent == path:
-            break
-        path = parent
-    for path in reversed(missing):
-        try:
-            os.mkdir(path, 0o700)
-        except FileExistsError:
-            continue  # made by a concurrent run; checked by the caller like any existing directory
-        os.chmod(path, 0o700)  # mkdir's mode is masked by the umask
-
-
-def write_atomically(path, text, temp_prefix, dir_fd=None, owner=None):
-    """Replace PATH by TEXT whole: a 0600 temporary file (TEMP_PREFIX) beside it, synced and renamed over it. With
-    DIR_FD, PATH is a name in that open directory, so that no path is looked up again (a directory swapped for a
-    symbolic link since it was checked is not followed). OWNER, (uid, gid): the file is given to them before the
-    rename (root writing a file that belongs to another user)."""
-    if dir_fd is None:
-        dir_fd = os.open(os.path.dirname(path) or os.curdir, DIRECTORY_FLAGS)
-        try:
-            write_atomically(os.path.basename(path), text, temp_prefix, dir_fd, owner)
-        finally:
-            os.close(dir_fd)
-        return
-    fd, temp = _create_temporary(dir_fd, temp_prefix)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            os.fchmod(fd, 0o600)  # the mode given to open is masked by the umask
-            if owner is not None:
-                os.fchown(fd, *owner)
-            handle.write(text)
-            handle.flush()
-            os.fsync(fd)
-        # Both names in the same directory: a rename, never a copy.
-        os.replace(temp, path, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
-    except BaseException:
-        try:
-            os.unlink(temp, dir_fd=dir_fd)
-        except OSError:
-            pass
-        raise
-    try:
-        os.fsync(dir_fd)  # makes the rename durable; best effort (not every filesystem can fsync a directory)
-    except OSError:
-        pass
-
-
-def _create_temporary(dir_fd, prefix):
-    """(fd, name) of a new file PREFIX<random>.tmp in the directory DIR_FD, made with O_EXCL as mkstemp makes it
-    (mkstemp takes no directory descriptor)."""
-    while True:
-        name = f"{prefix}{os.urandom(8).hex()}.tmp"
-        try:
-            return os.open(name, _CREATE_FLAGS, 0o600, dir_fd=dir_fd), name
-        except FileExistsError:
-            continue
-
-
-def _reason(exc):
-    """An OSError in words: its message, and the path it is about when there is one."""
-    if not exc.strerror:
-        return str(exc)
-    return f"{exc.strerror}: {exc.filename}" if exc.filename else exc.strerror
 
 
 def _brief(value):

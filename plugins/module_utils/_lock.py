@@ -11,10 +11,11 @@ manual run) never read, plan and apply at once: the second waits, up to lock_tim
 The lock is the kernel's exclusive flock(2) on a file named by a digest of the engine's ID, in the layer cache's
 directory by default. The kernel releases it when its holder ends, however it ends (SIGKILL included): a lock left by
 a dead process never blocks. Once it holds the lock, a run writes who it is into the file (pid, host, start time,
-module, AWX job ID), for a waiter that gives up to name it; the file is emptied on release. What the file says is read
-only while the flock is held by someone else, and text a killed holder left is never taken for a holder: the file
-is versioned and checked whole, and a pid of this host that is no longer running is known stale. Losing the file
-loses nothing (it is made again); deleting it while a run holds the lock lets a second run in.
+module, AWX job ID), for a waiter to name it (in its warning, or its failure when it gives up); the file is emptied on
+release. What the file says is read only while the flock is held by someone else, and text a killed holder left is
+never taken for a holder: the file is versioned and checked whole, and a pid of this host that is no longer running is
+known stale. Losing the file loses nothing (it is made again); deleting it while a run holds the lock lets a second run
+in.
 
 Standard library only, Python 3.9 and later (it runs on the Docker host's Python).
 """
@@ -29,11 +30,12 @@ import socket
 import stat
 import time
 
-from ansible_collections.reclaim.docker.plugins.module_utils._layer_cache import (
-    _make_dirs,
-    _reason,
+from ansible_collections.reclaim.docker.plugins.module_utils._argspec import ArgumentSpec
+from ansible_collections.reclaim.docker.plugins.module_utils._host_files import (
     default_cache_dir,
     engine_digest,
+    make_dirs,
+    os_error_text,
 )
 
 LOCK_FORMAT = 1
@@ -45,18 +47,19 @@ JOB_ID_VARIABLES = ("JOB_ID", "AWX_JOB_ID")
 # The file holds one small JSON object; anything longer is not what this code writes.
 IDENTITY_LIMIT = 4096
 # O_NOFOLLOW: never write through a symbolic link put in the lock's place; O_NONBLOCK: nor block on a FIFO.
-_OPEN_FLAGS = (os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
-               | getattr(os, "O_CLOEXEC", 0))
+OPEN_FLAGS = (
+    os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+)
 # Who holds the lock is no secret: others may read it (a run as another user can then name the holder).
 FILE_MODE = 0o644
 
 
 def lock_argument_spec():
     """The lock options of the modules that change an engine (see the _lock doc fragment)."""
-    return dict(
+    return ArgumentSpec(dict(
         lock_timeout=dict(type="int", default=DEFAULT_LOCK_TIMEOUT),
         lock_dir=dict(type="path"),
-    )
+    ))
 
 
 def lock_file_name(engine_id):
@@ -80,9 +83,9 @@ def prepare_lock_dir(directory, environ=None):
     missing parents. LockError naming lock_dir when it cannot be made or written by the user that runs the module."""
     directory = directory or default_cache_dir(environ)
     try:
-        _make_dirs(directory)
+        make_dirs(directory)
     except OSError as exc:
-        raise LockError(f"lock_dir {directory} cannot be created: {_reason(exc)}. Nothing was changed.") from None
+        raise LockError(f"lock_dir {directory} cannot be created: {os_error_text(exc)}. Nothing was changed.") from None
     if not os.path.isdir(directory):
         raise LockError(f"lock_dir {directory} is not a directory. Nothing was changed.")
     if not os.access(directory, os.W_OK | os.X_OK, effective_ids=os.access in os.supports_effective_ids):
@@ -139,7 +142,8 @@ class EngineLock:
         self.environ = environ
         self.path = os.path.join(directory, lock_file_name(engine_id))
         self.fd = None
-        # After acquire(): the seconds it waited and who held the lock then (None when it was free at once).
+        # After acquire() (both None when the lock was free at once): the seconds it waited, and each holder it waited
+        # behind as (holder, seconds) in the order they held the lock (see waited_message()).
         self.waited = None
         self.waited_for = None
         self.problems = []
@@ -163,7 +167,7 @@ class EngineLock:
             return self
         start = clock()
         deadline = start + timeout
-        holder, contended = None, False
+        holder, seen = None, []  # seen: (holder, when a try first read it), a new one each time the file names another
         fd = self._open()
         try:
             while True:
@@ -171,11 +175,12 @@ class EngineLock:
                     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 except OSError as exc:
                     if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                        raise LockError(f"The lock file {self.path} cannot be locked: {_reason(exc)} "
+                        raise LockError(f"The lock file {self.path} cannot be locked: {os_error_text(exc)} "
                                         f"(lock_dir {self.directory}). Nothing was changed.") from None
-                    contended = True
                     holder = self._read_holder(fd)
                     now = clock()
+                    if not seen or seen[-1][0] != holder:
+                        seen.append((holder, now))
                     if now >= deadline:
                         raise LockError(self._held_message(holder, timeout)) from None
                     sleep(min(POLL_INTERVAL, deadline - now))
@@ -192,9 +197,13 @@ class EngineLock:
                 os.close(fd)  # releases the flock if it was taken
             raise
         self.fd = fd
-        if contended:
-            self.waited = clock() - start
-            self.waited_for = holder
+        if seen:
+            end = clock()
+            # Each holder from the try that first read it (the first from the start) until the next one's, or the end.
+            ends = [when for _holder, when in seen[1:]] + [end]
+            begins = [start] + ends[:-1]
+            self.waited = end - start
+            self.waited_for = [(holder, until - since) for (holder, _when), since, until in zip(seen, begins, ends)]
         return self
 
     def release(self):
@@ -214,20 +223,31 @@ class EngineLock:
         os.close(fd)
 
     def waited_message(self):
-        """The warning of a run that waited for the lock, or None."""
+        """The warning of a run that waited for the lock, or None. It names each holder that this run's tries read in
+        the file, in the order they held the lock, each with the seconds waited behind it when there were several:
+        'Waited 2.1 s for the lock of engine E, held by pid 7 on host h (reclaim.docker.prune) since T for 0.4 s, then
+        by pid 9 on host h (reclaim.docker.prune) since T2 for 1.7 s.' A holder's time runs from the try that first
+        read it (the first holder's from the start of the wait) to the try that read the next one (the last holder's
+        to when the lock was taken), so it is known to within the time between two tries (POLL_INTERVAL, more on a busy
+        host), and a run that held the lock only between two tries is not named. A try that read no one is named as
+        such (describe_holder(None)): a holder between taking the lock and writing who it is, one that could not write
+        it, or one between emptying the file and letting go."""
         if self.waited is None:
             return None
-        since = f" since {self.waited_for['since']}" if self.waited_for else ""
-        return (f"Waited {self.waited:.1f} s for the lock of engine {self.engine_label}, held by "
-                f"{describe_holder(self.waited_for)}{since}.")
+        several = len(self.waited_for) > 1
+        held = ", then by ".join(
+            describe_holder(holder) + (f" since {holder['since']}" if holder else "")
+            + (f" for {seconds:.1f} s" if several else "")
+            for holder, seconds in self.waited_for)
+        return f"Waited {self.waited:.1f} s for the lock of engine {self.engine_label}, held by {held}."
 
     # The file
 
     def _open(self):
         try:
-            fd = os.open(self.path, _OPEN_FLAGS, FILE_MODE)
+            fd = os.open(self.path, OPEN_FLAGS, FILE_MODE)
         except OSError as exc:
-            reason = "it is a symbolic link" if exc.errno == errno.ELOOP else _reason(exc)
+            reason = "it is a symbolic link" if exc.errno == errno.ELOOP else os_error_text(exc)
             raise LockError(f"The lock file {self.path} cannot be opened: {reason} (lock_dir {self.directory}). "
                             "Nothing was changed.") from None
         try:
@@ -255,7 +275,7 @@ class EngineLock:
             os.pwrite(fd, data.encode("utf-8", "surrogateescape"), 0)
         except OSError as exc:
             # The lock is held all the same; only a waiter that gives up cannot name this run.
-            self.problems.append(f"The lock file {self.path} does not say who holds the lock: {_reason(exc)}.")
+            self.problems.append(f"The lock file {self.path} does not say who holds the lock: {os_error_text(exc)}.")
 
     def _read_holder(self, fd):
         """The holder's identity as the file gives it, or None when it gives none that can be trusted: empty (the

@@ -129,7 +129,8 @@ class Image:
 
     @property
     def references(self):
-        return self.repo_tags + self.repo_digests
+        # The containerd store lists a name by digest in RepoTags, and inspect in both RepoTags and RepoDigests.
+        return tuple(dict.fromkeys(self.repo_tags + self.repo_digests))
 
     def to_dict(self):
         return {slot: getattr(self, slot) for slot in self.__slots__}

@@ -4,28 +4,57 @@
 
 # This module utility is PRIVATE to the collection: it can change at any time.
 
-"""What every planner shares: the Plan it returns, and the image-deletion simulator it holds. Pure: no I/O.
-
-The simulator is the engine's images as the plan changes them: which references are left, which images and
-containers are gone, and the bytes each step frees. Each planner (removal, prune, retention) holds one and
-decides what to ask of it.
-"""
+"""The plan every planner returns, and the vocabulary of its actions: which object each removes, how a message names
+it, the plan's objects as a result lists them. Pure: no I/O."""
 
 from __future__ import annotations
 
-from ansible_collections.reclaim.docker.plugins.module_utils._model import Accounting, repository_of, short_id
+from collections import namedtuple
+
+from ansible_collections.reclaim.docker.plugins.module_utils._model import short_id
+
+# The types of the engine objects a plan removes, as `plan.objects`, `skipped_items` and an approved plan name them
+# (storage_leaks removes host files of type leak).
+ITEM_TYPES = ("container", "image", "network", "volume", "build_cache")
+# Each action: the type of object it removes, and the key of the action that names the object (None: build cache
+# records, named by the action's record_items).
+ACTIONS = dict(
+    remove_container=("container", "container"),
+    untag=("image", "image"),
+    delete_image=("image", "image"),
+    force_untag=("image", "image"),
+    delete_platform=("image", "image"),
+    remove_network=("network", "network"),
+    remove_volume=("volume", "volume"),
+    prune_build_cache=("build_cache", None),
+    remove_leak=("leak", "path"),
+)
+
+
+class Hold(namedtuple("Hold", ("category", "detail"))):
+    """Why something must stay: a CATEGORY to count by (protected, too_young, unknown_time, in_use, not_approved,
+    changed, keep_last...) and DETAIL, the sentence for people, which is also what str() gives."""
+
+    __slots__ = ()
+
+    def __str__(self):
+        return self.detail
+
+
+UNKNOWN_TIME = Hold("unknown_time", "its creation time is unknown: kept as if new")
+UNKNOWN_STOP = Hold("unknown_time", "when it stopped is unknown: kept as if it had just stopped")
 
 
 class Plan:
     """A planner's answer: ordered actions (each with its reason and the bytes it frees) and what stays, with why.
 
-    actions    the engine calls to make, in order.
+    actions    the calls to make, in order.
     refusals   names the request asked for that cannot be removed (image_remove), with the reason.
     not_found  names that matched nothing (image_remove).
     orphaned   images force would untag while stopped containers keep their layers (image_remove).
-    skipped    items a selection chose that stay (prune), and approved items that stay, each with type, id, name and
-               reason.
-    not_approved  items the run would remove without its approved plan (see _approval.finish_plan).
+    skipped    items the run chose that stay, each with type, id, name and reason (recorded by _planning.Planning.skip;
+               approved items that stay, by _approval.complete).
+    not_approved  items the run would remove without its approved plan (_approval.complete).
     violations images outside a retention policy, with reasons and what enforcing does (image_retention).
     kept       images a retention policy keeps, with the category and detail of why (image_retention).
     eviction   under a disk-pressure mark, how far eviction gets and what holds the rest (image_retention).
@@ -47,12 +76,6 @@ class Plan:
         self.actions.append(entry)
         return entry
 
-    def withhold(self, item_type, item_id, name, hold):
-        """Keep an item the plan would remove, for HOLD. One that is not approved is reported with the others the
-        approved plan leaves out, by _approval.finish_plan."""
-        if hold.category != "not_approved":
-            self.skipped.append(dict(type=item_type, id=item_id, name=name, reason=str(hold)))
-
     def refuse(self, name, reason):
         self.refusals.append(dict(name=name, reason=reason))
 
@@ -61,109 +84,63 @@ class Plan:
         return sum(a["bytes"] for a in self.actions)
 
 
-def describe_containers(containers):
-    return ", ".join(c.describe() for c in containers)
+def touched_images(plan):
+    """The images a plan's actions delete or untag, and those of the containers it removes: the ones whose layers
+    price it (a container's image may be gone already, its layers still held: see _snapshot.load_layers)."""
+    return {a["image"] for a in plan.actions if a.get("image")}
 
 
-def references_after_removing(references, reference, containerd_store):
-    """What still names an image that REFERENCES name after removing REFERENCE, as the daemon computes it."""
-    remaining = set(references) - {reference}
-    repository = repository_of(reference)
-    tags_left_in_repo = any("@" not in r and repository_of(r) == repository for r in remaining)
-    if "@" in reference and containerd_store or "@" not in reference and not tags_left_in_repo:
-        # Containerd store: repo@digest removes that repository's tags. Both stores: removing a repository's
-        # last tag also removes its digest references.
-        remaining = {r for r in remaining if repository_of(r) != repository}
-    return remaining
+def plan_objects(snapshot, actions):
+    """The objects ACTIONS remove, in plan order: dict(type, id, name, bytes), an image's also with its references (all
+    it has now: what the plan was made on), a build cache record's with its ID and size only."""
+    objects = {}
+    for action in actions:
+        object_type, key = ACTIONS[action["action"]]
+        if key is None:
+            for record in action.get("record_items", ()):
+                objects[(object_type, record["id"])] = dict(type=object_type, **record)
+            continue
+        object_id = action[key]
+        entry = objects.get((object_type, object_id))
+        if entry is None:
+            entry = objects[(object_type, object_id)] = dict(type=object_type, id=object_id,
+                                                             name=_object_name(snapshot, action), bytes=0)
+            if object_type == "image":
+                image = snapshot.images.get(object_id)
+                entry["references"] = sorted(image.references) if image else []
+        entry["bytes"] += action["bytes"]
+    return list(objects.values())
 
 
-class ImageDeletion:
-    """Deleting images on a simulated copy of the engine state, by the daemon's rules (moby's ImageDelete), so that
-    later steps see what earlier ones did (two tags of one image: untag, then delete)."""
+def _object_name(snapshot, action):
+    if ACTIONS[action["action"]][0] == "image":
+        image = snapshot.images.get(action["image"])
+        tags = sorted(image.repo_tags) if image else []
+        return tags[0] if tags else short_id(action["image"])
+    return action_label(action)
 
-    def __init__(self, snapshot, plan):
-        self.snapshot = snapshot
-        self.plan = plan
-        self.references = {i.id: set(i.references) for i in snapshot.images.values()}
-        self.accounting = Accounting(snapshot)
 
-    def assume_deleted(self, image_ids):
-        """Simulate as if an earlier check-mode task had deleted IMAGE_IDS (those on the engine): layers they shared
-        with images this plan deletes are then freed here, as they will be in the real run."""
-        for image_id in image_ids:
-            if image_id in self.snapshot.images:
-                self.accounting.delete_image(image_id)
-                self.references[image_id] = set()
+def action_label(action):
+    """How a message names an action's object."""
+    return (action.get("name") or action.get("reference") or action.get("container") or action.get("path")
+            or action["action"])
 
-    def gone(self, image_id):
-        return image_id in self.accounting.deleted_images
 
-    def containers(self, image_id):
-        """The containers of IMAGE_ID that the plan leaves."""
-        return [c for c in self.snapshot.containers_of(image_id) if c.id not in self.accounting.removed_containers]
+def changed_something(action):
+    """Whether an action that took effect changed anything (a build cache prune may find nothing to remove)."""
+    if action["action"] != "prune_build_cache":
+        return True
+    return bool(action["caches_deleted"]) if "caches_deleted" in action else action["records"] > 0
 
-    def children(self, image_id):
-        return [c for c in self.snapshot.children_of(image_id) if not self.gone(c)]
 
-    def references_after_removing(self, image, reference):
-        """What still names IMAGE after removing REFERENCE, as the daemon computes it."""
-        return references_after_removing(self.references[image.id], reference, self.snapshot.containerd_store)
-
-    def remove_container(self, container, reason):
-        self.plan.add("remove_container", container=container.id, name=container.name, image=container.image_id,
-                      bytes=self.accounting.remove_container(container.id), reason=reason)
-
-    def untag(self, image, reference, reason):
-        self.references[image.id] = self.references_after_removing(image, reference)
-        self.plan.add("untag", reference=reference, image=image.id, bytes=0, force=False, reason=reason)
-
-    def delete(self, image, target, reason, force=False):
-        untags = sorted(self.references[image.id])
-        self.references[image.id] = set()
-        self.plan.add("delete_image", reference=target, image=image.id, untags=untags, force=force,
-                      bytes=self.accounting.delete_image(image.id), reason=reason)
-
-    def force_untag(self, image, untags, record_deleted, reference, reason):
-        """docker rmi -f on an image only stopped containers use: the references go (and, where RECORD_DELETED, the
-        image record) while the containers keep every layer. Only the record's content, on the containerd store, is
-        freed."""
-        self.references[image.id] -= set(untags)
-        freed = self.accounting.delete_image(image.id) if record_deleted else 0
-        self.plan.add("force_untag", reference=reference, image=image.id, untags=untags,
-                      record_deleted=record_deleted, force=True, bytes=freed, reason=reason)
-
-    def delete_platform(self, image, reference, platform, manifest_digests, reason):
-        """One platform's content, gone from every image that lists its manifests (the engine's rule)."""
-        self.plan.add("delete_platform", reference=reference, image=image.id, platform=platform,
-                      manifests=list(manifest_digests), force=True,
-                      bytes=sum(self.accounting.delete_platform(digest) for digest in manifest_digests), reason=reason)
-
-    def delete_unused(self, image, reason, why_parent_stays=None):
-        """Delete an image no container uses, without force: untag each tag (the engine still refuses if a container
-        appeared since the snapshot), the last one deletes; a dangling image goes by ID. Then its unused parents
-        (see prune_parents). Returns the bytes of the actions added and the parents kept, as (image, hold) pairs."""
-        before = len(self.plan.actions)
-        tags = sorted(t for t in self.references[image.id] if "@" not in t)
-        for tag in tags[:-1]:
-            self.untag(image, tag, f"{tag} untagged on the way to deleting image {short_id(image.id)}")
-        self.delete(image, tags[-1] if tags else image.id, reason)
-        kept = self.prune_parents(image, why_parent_stays)
-        return sum(a["bytes"] for a in self.plan.actions[before:]), kept
-
-    def prune_parents(self, image, why_parent_stays=None):
-        """What `docker rmi` does without --no-prune: delete the legacy builder's untagged parents that nothing
-        else needs. Planned as separate deletions by ID (the engine is called with noprune), children first.
-        One rule on both stores: the containerd store's own prune also deletes a parent that another image
-        still builds on (moby's c8d deleteAll checks no children); we keep it, as overlay2 does.
-
-        WHY_PARENT_STAYS(parent) gives a reason to keep a parent the rules would delete (protection), or None.
-        Returns the parents so kept, as (image, reason) pairs, for the caller to report."""
-        parent = self.snapshot.images.get(image.parent_id)
-        while parent and not self.gone(parent.id) and not self.references[parent.id] \
-                and not self.containers(parent.id) and not self.children(parent.id):
-            hold = why_parent_stays(parent) if why_parent_stays else None
-            if hold:
-                return [(parent, hold)]
-            self.delete(parent, parent.id, f"untagged parent of {short_id(image.id)}, unused once it is gone (prune)")
-            image, parent = parent, self.snapshot.images.get(parent.parent_id)
-        return []
+def race_skips(actions):
+    """The skipped_items entries of the actions the engine did not carry out because it changed since the plan (a 404
+    or a 409: status skipped; less than planned: status partial), each with the engine's reason."""
+    skips = []
+    for action in actions:
+        if action.get("status") not in ("skipped", "partial"):
+            continue
+        object_type, key = ACTIONS[action["action"]]
+        skips.append(dict(type=object_type, id=action.get(key) if key else None, name=action_label(action),
+                          reason=f"changed since the run read the engine: {action['engine_reason']}"))
+    return skips

@@ -4,7 +4,7 @@
 
 # This module utility is PRIVATE to the collection: it can change at any time.
 
-"""The prune planner: (snapshot, filters, protection) -> what `docker system prune` would remove, item by item. Pure.
+"""The prune planner: (snapshot, request) -> what `docker system prune` would remove, item by item. Pure.
 
 Order, as `docker system prune`: containers first (so the images they held are freed in the same run, and the
 prediction knows it), then images children first, networks, volumes, build cache. Our filters, not the engine's,
@@ -13,20 +13,73 @@ select; every selected item that must stay is reported with why.
 
 from __future__ import annotations
 
-from ansible_collections.reclaim.docker.plugins.module_utils._approval import Approval
-from ansible_collections.reclaim.docker.plugins.module_utils._filters import UNKNOWN_STOP, UNKNOWN_TIME, Hold
+from collections import namedtuple
+
 from ansible_collections.reclaim.docker.plugins.module_utils._model import short_id
-from ansible_collections.reclaim.docker.plugins.module_utils._plan import ImageDeletion, Plan, describe_containers
+from ansible_collections.reclaim.docker.plugins.module_utils._planning import Planning
 from ansible_collections.reclaim.docker.plugins.module_utils._units import parse_time
 
+# The object types prune takes, in the order it removes them (each has an option and an <option>_filters).
+OBJECT_TYPES = ("containers", "images", "networks", "volumes", "builder_cache")
 
-class PrunePlanner:
-    def __init__(self, snapshot, protection, approval=None):
-        self.snapshot = snapshot
+
+class PruneRequest:
+    """What a prune run asks for: the object types to prune (TYPES, in OBJECT_TYPES' order), each type's Filters
+    (FILTERS), the Protection, and for build cache KEEP_ALL (builder_cache_all), KEEP_STORAGE (bytes or None) and
+    BUILD_CACHE_UNTIL (the stricter of its until filter and min_age, or None). ASSUME_DELETED: image IDs an earlier
+    check-mode task would delete (the plan counts the layers they share as freed)."""
+
+    def __init__(self, types, filters, protection, keep_all=False, keep_storage=None, build_cache_until=None,
+                 assume_deleted=()):
+        self.types = [t for t in OBJECT_TYPES if t in types]
+        self.filters = filters
         self.protection = protection
-        self.approval = approval or Approval()
-        self.plan = Plan()
-        self.images_left = ImageDeletion(snapshot, self.plan)
+        self.keep_all = keep_all
+        self.keep_storage = keep_storage
+        self.build_cache_until = build_cache_until
+        self.assume_deleted = list(assume_deleted)
+
+
+# The object types pruned one object at a time by the same steps (candidates, select by our filters, the hold chain,
+# the action), and what differs between them.
+Kind = namedtuple("Kind", ("item_type", "objects", "eligible", "created", "stopped", "users", "add"))
+
+
+def _remove_container(planning, container):
+    planning.images.remove_container(container, f"stopped container {container.describe()} matches containers_filters")
+
+
+def _remove_network(planning, network):
+    planning.plan.add("remove_network", network=network.id, name=network.name, bytes=0,
+                      reason=f"network {network.name} is unused and matches networks_filters")
+
+
+def _remove_volume(planning, volume):
+    planning.plan.add("remove_volume", volume=volume.name, name=volume.name, bytes=volume.size,
+                      reason=f"{'anonymous' if volume.anonymous else 'named'} volume {volume.name} is unused and "
+                             "matches volumes_filters")
+
+
+KINDS = dict(
+    containers=Kind("container", lambda s: sorted(s.containers.values(), key=lambda c: (c.created, c.id)),
+                    lambda c, filters: not c.running, lambda c: c.created, lambda c: c.stopped, None,
+                    _remove_container),
+    # Stricter than the engine, which counts only running containers (endpoints): a stopped container that stays
+    # would not start again without its network.
+    networks=Kind("network", lambda s: sorted(s.networks.values(), key=lambda n: (n.created or 0.0, n.id)),
+                  lambda n, filters: not n.predefined, lambda n: n.created, lambda n: None, "networks", _remove_network),
+    volumes=Kind("volume", lambda s: sorted(s.volumes.values(), key=lambda v: (v.created or 0.0, v.name)),
+                 lambda v, filters: v.anonymous or filters.first("all", False), lambda v: v.created, lambda v: None,
+                 "volumes", _remove_volume),
+)
+
+
+class _PrunePlanner:
+    def __init__(self, snapshot, request, approval):
+        self.snapshot = snapshot
+        self.request = request
+        self.planning = Planning(snapshot, approval, request.protection)
+        self.planning.images.assume_deleted(request.assume_deleted)
         # Who uses each network and volume, read once: networks and volumes are checked against these.
         self._users = {"networks": {}, "volumes": {}}
         for container in snapshot.containers.values():
@@ -34,127 +87,91 @@ class PrunePlanner:
                 for name in getattr(container, attribute):
                     users.setdefault(name, []).append(container)
 
-    def _skip(self, item_type, item_id, name, hold):
-        self.plan.withhold(item_type, item_id, name, hold)
-
-    def _selected(self, filters, item_type, item_id, name, labels, created, stopped=None):
-        """Whether FILTERS select the object; one that only an unknown time keeps out is reported."""
-        if filters.matches(labels, created, stopped):
-            return True
-        if (created is None or stopped is None) and filters.matches(labels, created or 0.0, stopped or 0.0):
-            self._skip(item_type, item_id, name, UNKNOWN_TIME if created is None else UNKNOWN_STOP)
-        return False
-
-    def _why_it_stays(self, item_id, labels, created, users, references=()):
-        """Protected, too young, used by containers that stay, or not approved: a Hold, or None."""
-        hold = self.protection.hold(labels, created, references)
-        if hold is None and users:
-            hold = Hold("in_use", f"in use by container(s) {describe_containers(sorted(users, key=lambda c: c.name))}")
-        return hold or self.approval.hold(item_id, references)
+    def plan(self):
+        for object_type in self.request.types:
+            if object_type == "images":
+                self.images()
+            elif object_type == "builder_cache":
+                self.build_cache()
+            else:
+                self.objects(object_type, KINDS[object_type])
+        return self.planning.plan
 
     def _remaining_users(self, attribute, name):
         """The containers that stay and have NAME among their ATTRIBUTE (networks, volumes)."""
-        removed = self.images_left.accounting.removed_containers
+        removed = self.planning.images.accounting.removed_containers
         return [c for c in self._users[attribute].get(name, ()) if c.id not in removed]
 
-    def _why_image_stays(self, image):
-        return self.protection.hold(image.labels, image.created, image.repo_tags) \
-            or self.approval.hold(image.id, image.repo_tags)
-
-    def containers(self, filters):
-        for container in sorted(self.snapshot.containers.values(), key=lambda c: (c.created, c.id)):
-            if container.running or not self._selected(filters, "container", container.id, container.name,
-                                                       container.labels, container.created, container.stopped):
+    def objects(self, object_type, kind):
+        filters = self.request.filters[object_type]
+        for item in kind.objects(self.snapshot):
+            if not kind.eligible(item, filters):
                 continue
-            hold = self.protection.hold(container.labels, container.created) or self.approval.hold(container.id)
-            if hold:
-                self._skip("container", container.id, container.name, hold)
-                continue
-            self.images_left.remove_container(container, f"stopped container {container.describe()} matches "
-                                                         "containers_filters")
+            item_id = item.name if kind.item_type == "volume" else item.id
+            users = self._remaining_users(kind.users, item.name) if kind.users else ()
+            if self.planning.decide(kind.item_type, item_id, item.name,
+                                    filters.selects(item.labels, kind.created(item), kind.stopped(item)),
+                                    lambda: self.planning.hold(item_id, item.labels, kind.created(item), users=users)):
+                kind.add(self.planning, item)
 
-    def images(self, filters):
+    def images(self):
+        filters = self.request.filters["images"]
+        images = self.planning.images
         dangling_only = filters.first("dangling", True)
         for image in sorted(self.snapshot.images.values(), key=lambda i: (i.created, i.id)):
             # Parents are pruned with their last child, as the engine does; only leaves are candidates.
-            if self.images_left.gone(image.id) or self.images_left.children(image.id):
+            if images.gone(image.id) or images.children(image.id) or dangling_only and image.repo_tags:
                 continue
-            if dangling_only and image.repo_tags or not filters.matches(image.labels, image.created):
-                continue
-            hold = self._why_it_stays(image.id, image.labels, image.created, self.images_left.containers(image.id),
-                                      image.repo_tags)
-            if hold:
-                self._skip("image", image.id, short_id(image.id), hold)
+            if not self.planning.decide(
+                    "image", image.id, short_id(image.id), filters.matches(image.labels, image.created),
+                    lambda: self.planning.hold(image.id, image.labels, image.created, image.repo_tags,
+                                               users=images.containers(image.id))):
                 continue
             what = "unused image" if image.repo_tags else "dangling image"
-            _bytes, kept_parents = self.images_left.delete_unused(
-                image, f"{what} {short_id(image.id)} matches images_filters", self._why_image_stays)
+            _bytes, kept_parents = images.delete_unused(
+                image, f"{what} {short_id(image.id)} matches images_filters",
+                lambda parent: self.planning.hold(parent.id, parent.labels, parent.created, parent.repo_tags))
             for parent, hold in kept_parents:
-                self._skip("image", parent.id, short_id(parent.id), hold)
+                self.planning.skip("image", parent.id, short_id(parent.id), hold)
 
-    def networks(self, filters):
-        for network in sorted(self.snapshot.networks.values(), key=lambda n: (n.created or 0.0, n.id)):
-            if network.predefined or not self._selected(filters, "network", network.id, network.name, network.labels,
-                                                        network.created):
-                continue
-            # Stricter than the engine, which counts only running containers (endpoints): a stopped container
-            # that stays would not start again without its network.
-            hold = self._why_it_stays(network.id, network.labels, network.created,
-                                      self._remaining_users("networks", network.name))
-            if hold:
-                self._skip("network", network.id, network.name, hold)
-                continue
-            self.plan.add("remove_network", network=network.id, name=network.name, bytes=0,
-                          reason=f"network {network.name} is unused and matches networks_filters")
-
-    def volumes(self, filters):
-        named_too = filters.first("all", False)
-        for volume in sorted(self.snapshot.volumes.values(), key=lambda v: (v.created or 0.0, v.name)):
-            if not (volume.anonymous or named_too) or not self._selected(filters, "volume", volume.name, volume.name,
-                                                                         volume.labels, volume.created):
-                continue
-            hold = self._why_it_stays(volume.name, volume.labels, volume.created,
-                                      self._remaining_users("volumes", volume.name))
-            if hold:
-                self._skip("volume", volume.name, volume.name, hold)
-                continue
-            self.plan.add("remove_volume", volume=volume.name, name=volume.name, bytes=volume.size,
-                          reason=f"{'anonymous' if volume.anonymous else 'named'} volume {volume.name} is unused "
-                                 "and matches volumes_filters")
-
-    def build_cache(self, filters, keep_all, keep_storage, until):
+    def build_cache(self):
         """One engine call (BuildKit chooses the records); the plan carries our prediction from its records.
 
         Exact when only `until` (or min_age) selects; BuildKit's choice under keep_storage or other filters is
         estimated, and the result shows prediction and actual side by side. Under an approved plan, one call per
         approved record, by its ID (the module refuses keep_storage and an id filter there).
         """
+        request, filters = self.request, self.request.filters["builder_cache"]
         # By ID: the engine lists them in no set order, and a check run and the real run must list them alike.
-        records = sorted((r for r in self.snapshot.build_cache if not r.get("InUse") and (keep_all or not r.get("Shared"))),
-                         key=lambda r: r["ID"])
-        if until is not None:
-            records = [r for r in records if _used_before(r, until)]
-        exact = keep_storage is None and not set(filters.values) - {"until"}
+        records = sorted((r for r in self.snapshot.build_cache
+                          if not r.get("InUse") and (request.keep_all or not r.get("Shared"))), key=lambda r: r["ID"])
+        if request.build_cache_until is not None:
+            records = [r for r in records if _used_before(r, request.build_cache_until)]
+        exact = request.keep_storage is None and not set(filters.values) - {"until"}
         engine_filters = {k: v for k, v in filters.values.items() if k != "until"}
-        reason = "build cache records not in use" + ("" if keep_all else ", not shared with images")
-        if self.approval.restricts:
+        reason = "build cache records not in use" + ("" if request.keep_all else ", not shared with images")
+        plan = self.planning.plan
+        if self.planning.approval.restricts:
             for record in _children_first(records):
-                hold = self.approval.hold(record["ID"])
-                if hold:
-                    self._skip("build_cache", record["ID"], record["ID"], hold)
-                    continue
-                self.plan.add("prune_build_cache", bytes=record.get("Size") or 0, records=1, exact=exact,
-                              filters=dict(engine_filters, id=[record["ID"]]), until=until, keep_storage=None,
-                              all=keep_all, record_items=[_record_item(record)],
-                              reason=f"build cache record {record['ID']}: approved, " + reason.replace("records", "record"))
+                if self.planning.decide("build_cache", record["ID"], record["ID"], True,
+                                        lambda: self.planning.approval.hold(record["ID"])):
+                    plan.add("prune_build_cache", bytes=record.get("Size") or 0, records=1, exact=exact,
+                             filters=dict(engine_filters, id=[record["ID"]]), until=request.build_cache_until,
+                             keep_storage=None, all=request.keep_all, record_items=[_record_item(record)],
+                             reason=f"build cache record {record['ID']}: approved, " + reason.replace("records", "record"))
             return
         predicted = sum(r.get("Size") or 0 for r in records)
-        if keep_storage is not None:
-            total = sum(r.get("Size") or 0 for r in self.snapshot.build_cache if keep_all or not r.get("Shared"))
-            predicted = min(predicted, max(total - keep_storage, 0))
-        self.plan.add("prune_build_cache", bytes=predicted, records=len(records), exact=exact, filters=engine_filters,
-                      until=until, keep_storage=keep_storage, all=keep_all,
-                      record_items=[_record_item(r) for r in records], reason=reason)
+        if request.keep_storage is not None:
+            total = sum(r.get("Size") or 0 for r in self.snapshot.build_cache if request.keep_all or not r.get("Shared"))
+            predicted = min(predicted, max(total - request.keep_storage, 0))
+        plan.add("prune_build_cache", bytes=predicted, records=len(records), exact=exact, filters=engine_filters,
+                 until=request.build_cache_until, keep_storage=request.keep_storage, all=request.keep_all,
+                 record_items=[_record_item(r) for r in records], reason=reason)
+
+
+def plan_prune(snapshot, request, approval=None):
+    """What the prune REQUEST removes from SNAPSHOT, under APPROVAL (an Approval; None: everything it selects)."""
+    return _PrunePlanner(snapshot, request, approval).plan()
 
 
 def _children_first(records):

@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import math
 
-from ansible_collections.reclaim.docker.plugins.module_utils._approval import Approval
-from ansible_collections.reclaim.docker.plugins.module_utils._filters import Hold
 from ansible_collections.reclaim.docker.plugins.module_utils._model import repository_of, short_id
-from ansible_collections.reclaim.docker.plugins.module_utils._plan import ImageDeletion, Plan, describe_containers
+from ansible_collections.reclaim.docker.plugins.module_utils._plan import Hold
+from ansible_collections.reclaim.docker.plugins.module_utils._planning import Planning
+from ansible_collections.reclaim.docker.plugins.module_utils._simulation import describe_containers
 
 KEPT_REASONS = ("protected", "in_use", "too_young", "keep_last", "within_policy", "dangling_excluded")
 
@@ -47,15 +47,16 @@ def last_use(snapshot, image):
     return image.created, "created"
 
 
-class RetentionPlanner:
-    def __init__(self, snapshot, policy, approval=None):
+class _RetentionPlanner:
+    def __init__(self, snapshot, policy, approval):
         self.snapshot = snapshot
         self.policy = policy
-        self.approval = approval or Approval()
-        self.plan = Plan()
-        self.images_left = ImageDeletion(snapshot, self.plan)
+        # Retention's own hold (protection, then use by any container, then age) comes before the approved plan's.
+        self.planning = Planning(snapshot, approval)
+        self.plan = self.planning.plan
+        self.images = self.planning.images
 
-    def _why_it_stays(self, image):
+    def _policy_hold(self, image):
         """Protected, in use (by any container, running or stopped), or too young: a Hold, or None."""
         hold = self.policy.protection.hold(image.labels, image.created, image.repo_tags)
         if hold and hold.category == "protected":
@@ -93,7 +94,7 @@ class RetentionPlanner:
         for image in sorted(self.snapshot.images.values(), key=lambda i: (i.created, i.id)):
             if not image.repo_tags and self.snapshot.children_of(image.id):
                 continue  # an untagged parent: it goes with its last child, not on its own
-            hold = self._why_it_stays(image)
+            hold = self._policy_hold(image)
             if hold:
                 self._keep(image, hold.category, str(hold))
                 continue
@@ -133,35 +134,31 @@ class RetentionPlanner:
         return reasons + (["older than max_age"] if too_old else [])
 
     def _delete(self, image, reason):
-        freed, kept_parents = self.images_left.delete_unused(image, reason, self._why_parent_stays)
+        # An untagged parent goes with its last child only if nothing holds it (protected, too young, not approved).
+        freed, kept_parents = self.images.delete_unused(
+            image, reason, lambda parent: self._policy_hold(parent) or self.planning.approval.hold(parent.id))
         for parent, hold in kept_parents:
             if hold.category in KEPT_REASONS:
                 self._keep(parent, hold.category, str(hold))
             else:
-                self.plan.withhold("image", parent.id, short_id(parent.id), hold)
+                self.planning.skip("image", parent.id, short_id(parent.id), hold)
         return freed
 
-    def _why_parent_stays(self, parent):
-        """An untagged parent goes with its last child only if nothing holds it (protected, too young, not approved)."""
-        return self._why_it_stays(parent) or self.approval.hold(parent.id)
-
-    def _withheld(self, image):
-        """Whether the approved plan keeps IMAGE (then reported): not approved, or tagged anew since."""
-        hold = self.approval.hold(image.id, image.repo_tags)
-        if hold:
-            self.plan.withhold("image", image.id, short_id(image.id), hold)
-        return hold
+    def _approval_hold(self, image):
+        """The approved plan's hold on IMAGE (not approved, or tagged anew since), or None."""
+        return self.planning.approval.hold(image.id, image.repo_tags)
 
     def _enforce_violations(self):
         for image_id, entry in self.plan.violations.items():
             image = self.snapshot.images[image_id]
             reason = "; ".join(entry["reasons"])
-            hold = self._withheld(image)
+            hold = self._approval_hold(image)
             if hold:
+                self.planning.skip("image", image.id, short_id(image.id), hold)
                 entry["action"] = "not_approved" if hold.category == "not_approved" else "skipped"
             elif entry["untag"] < set(image.repo_tags):
                 for tag in sorted(entry["untag"]):
-                    self.images_left.untag(image, tag, f"{tag}: {reason}")
+                    self.images.untag(image, tag, f"{tag}: {reason}")
                 entry["action"] = "untag"
             else:
                 entry["action"] = "delete"
@@ -191,7 +188,11 @@ class RetentionPlanner:
         for image in eligible:
             if used <= pressure["low"]:
                 break
-            if self.images_left.gone(image.id) or self._withheld(image):
+            if self.images.gone(image.id):
+                continue
+            hold = self._approval_hold(image)
+            if hold:
+                self.planning.skip("image", image.id, short_id(image.id), hold)
                 continue
             del kept[image.id]
             freed = self._delete(image, f"image {short_id(image.id)}: {reason}")
@@ -202,4 +203,6 @@ class RetentionPlanner:
 
 
 def plan_retention(snapshot, policy, approval=None):
-    return RetentionPlanner(snapshot, policy, approval).evaluate()
+    """What enforcing the retention POLICY (a RetentionPolicy) does on SNAPSHOT, under APPROVAL (an Approval; None:
+    everything the policy selects)."""
+    return _RetentionPlanner(snapshot, policy, approval).evaluate()

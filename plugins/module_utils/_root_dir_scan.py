@@ -14,10 +14,7 @@ from __future__ import annotations
 
 import os
 
-from ansible_collections.reclaim.docker.plugins.module_utils._connection import (
-    EngineConnectionError,
-    connection_settings,
-)
+from ansible_collections.reclaim.docker.plugins.module_utils._connection import is_local_endpoint
 from ansible_collections.reclaim.docker.plugins.module_utils._disk_walk import walk
 from ansible_collections.reclaim.docker.plugins.module_utils._root_dir import categorize, descend
 from ansible_collections.reclaim.docker.plugins.module_utils._storage_index import read_index
@@ -29,11 +26,7 @@ def remote_host_problem(params, option):
     """Why OPTION cannot be used with the module's docker_host (None when it can): Docker's root dir is read from the
     host the module runs on, which is the Docker host only with a unix:// socket. Checked before the engine is
     contacted; a bad docker_host is left for the connection to name."""
-    try:
-        base_url = connection_settings(params)["base_url"]
-    except EngineConnectionError:
-        return None
-    if base_url.startswith("unix://"):
+    if is_local_endpoint(params):
         return None
     return (f"{option} reads Docker's root dir on the host the module runs on, so it needs a unix:// docker_host on "
             f"the Docker host itself; docker_host is {params['docker_host']}. Run the task on the Docker host (for "

@@ -25,6 +25,8 @@ from ansible_collections.reclaim.docker.plugins.module_utils._model import (
     blob_key,
     chain_ids,
     images_needing_layers,
+    reference_problem,
+    repository_of,
     short_id,
 )
 from ansible_collections.reclaim.docker.plugins.module_utils._units import parse_time
@@ -56,7 +58,7 @@ def read_snapshot(client, networks=False, volumes=False, build_cache=False):
         Image(
             id=raw["Id"],
             repo_tags=raw.get("RepoTags") or (),
-            repo_digests=raw.get("RepoDigests") or (),
+            repo_digests=repo_digests(raw, containerd),
             parent_id=raw.get("ParentId"),
             created=raw.get("Created") or 0,
             size=raw.get("Size") or 0,
@@ -89,6 +91,23 @@ def read_snapshot(client, networks=False, volumes=False, build_cache=False):
         volumes=[_volume(raw, client.supports(ANONYMOUS_VOLUME_LABEL_MIN_API)) for raw in df.get("Volumes") or ()],
         build_cache=df.get("BuildCache") or (),
     )
+
+
+def repo_digests(raw, containerd_store):
+    """The RepoDigests that image inspect gives, from the image's /images/json entry RAW, with no call per image.
+
+    On the containerd store the list gives the repo@digest of one of the image's names only, while inspect gives one
+    for the repository of each name: a name by digest as it is, a tag's repository with the image ID (the digest of
+    the image's manifest or index). The list's RepoTags hold every name, those by digest too (docs/engine-notes.md).
+    Overlay2 lists what inspect gives.
+    """
+    listed = list(raw.get("RepoDigests") or ())
+    if not containerd_store:
+        return listed
+    # A name outside the reference grammar is listed as it is; inspect leaves it out.
+    derived = [name if "@" in name else f"{repository_of(name)}@{raw['Id']}"
+               for name in raw.get("RepoTags") or () if reference_problem(name) is None]
+    return list(dict.fromkeys(listed + derived))
 
 
 def _system_df(client, volumes, build_cache):
@@ -163,6 +182,17 @@ def layer_sizes_from_history(diff_ids, history):
             chosen.append(0)
             zero_layers_needed -= 1
     return chosen if len(chosen) == len(diff_ids) else None
+
+
+def priced_plan(client, snapshot, make_plan, priced_by, cache):
+    """MAKE_PLAN(snapshot), priced exactly: a first plan tells which images' layers matter (PRICED_BY(snapshot,
+    plan)), those are loaded (CACHE first), and the plan is made again on them. Both passes are linear in the host's
+    size. The cache is saved afterwards, with what a container still holds of an image deleted under it (rmi -f)."""
+    plan = make_plan(snapshot)
+    if load_layers(client, snapshot, priced_by(snapshot, plan), cache):
+        plan = make_plan(snapshot)
+    cache.save(set(snapshot.images) | {c.image_id for c in snapshot.containers.values()})
+    return plan
 
 
 def load_layers(client, snapshot, image_ids, cache, workers=ENGINE_CALL_WORKERS):

@@ -10,7 +10,7 @@ use after it is gone.
 
 Written by the modules that read the engine's containers (from the containers present and the engine's events since
 the previous run) and by the usage tracker service of the role reclaim.docker.usage_tracker (from the event stream),
-which runs this file and _layer_cache.py as they are, under the same package path: standard library only, Python 3.9
+which runs this file and _host_files.py as they are, under the same package path: standard library only, Python 3.9
 and later. Writers merge under an flock (the latest use of each image wins), so none loses another's uses. Losing the
 file costs only history: every problem is stated in `problems`, never raised, and the run goes on as if the ledger
 were empty.
@@ -30,14 +30,15 @@ import json
 import os
 import stat
 
-from ansible_collections.reclaim.docker.plugins.module_utils._layer_cache import (
-    _OPEN_FLAGS,
+from ansible_collections.reclaim.docker.plugins.module_utils._argspec import ArgumentSpec
+from ansible_collections.reclaim.docker.plugins.module_utils._host_files import (
     DIRECTORY_FLAGS,
+    OPEN_FLAGS,
     UNSAFE_MODE_BITS,
-    _make_dirs,
-    _reason,
     default_cache_dir,
     engine_digest,
+    make_dirs,
+    os_error_text,
     write_atomically,
 )
 
@@ -52,10 +53,10 @@ _LOCK_FLAGS = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os
 
 def usage_ledger_argument_spec():
     """The ledger options of the modules that read containers (see the _usage_ledger doc fragment)."""
-    return dict(
+    return ArgumentSpec(dict(
         usage_ledger=dict(type="bool", default=True),
         usage_ledger_dir=dict(type="path"),
-    )
+    ))
 
 
 def ledger_file_name(engine_id):
@@ -107,7 +108,7 @@ class _Directory:
 
     def __init__(self, path, create):
         if create:
-            _make_dirs(path)
+            make_dirs(path)
         try:
             self.fd = os.open(path, DIRECTORY_FLAGS)
         except OSError as exc:
@@ -181,7 +182,7 @@ class UsageLedger:
             self.problems.append(f"The usage ledger {self.path} was not written: its directory {self.directory} {exc}.")
             return False
         except OSError as exc:
-            self.problems.append(f"The usage ledger {self.path} was not written: {_reason(exc)}.")
+            self.problems.append(f"The usage ledger {self.path} was not written: {os_error_text(exc)}.")
             return False
         self.last_use, self.events_until = current, until
         return True
@@ -196,7 +197,7 @@ class UsageLedger:
         except _Distrusted as exc:
             return self._ignore(f"its directory {self.directory} {exc}", keep=False)
         except OSError as exc:
-            return self._ignore(f"its directory {self.directory} cannot be opened ({_reason(exc)})", keep=True)
+            return self._ignore(f"its directory {self.directory} cannot be opened ({os_error_text(exc)})", keep=True)
 
     def _read(self, directory):
         """(uses, events_until) of the file in DIRECTORY; empty when there is none or it cannot be trusted (then
@@ -207,17 +208,17 @@ class UsageLedger:
         except FileNotFoundError:
             return {}, None
         except OSError as exc:
-            return self._ignore(f"it cannot be examined ({_reason(exc)})", keep=True)
+            return self._ignore(f"it cannot be examined ({os_error_text(exc)})", keep=True)
         if distrust:
             return self._ignore("it " + distrust, keep=False)
         try:
-            fd = os.open(name, _OPEN_FLAGS, dir_fd=directory.fd)
+            fd = os.open(name, OPEN_FLAGS, dir_fd=directory.fd)
         except FileNotFoundError:
             return {}, None
         except OSError as exc:
             if exc.errno == errno.ELOOP:
                 return self._ignore("it is a symbolic link", keep=False)
-            return self._ignore(f"it cannot be read ({_reason(exc)})", keep=True)
+            return self._ignore(f"it cannot be read ({os_error_text(exc)})", keep=True)
         try:
             with os.fdopen(fd, "rb") as handle:
                 distrust = file_distrust(os.fstat(fd), directory.owner[0])  # what was opened, not what was examined
@@ -225,7 +226,7 @@ class UsageLedger:
                     return self._ignore("it " + distrust, keep=False)
                 raw = handle.read()
         except OSError as exc:
-            return self._ignore(f"it cannot be read ({_reason(exc)})", keep=True)
+            return self._ignore(f"it cannot be read ({os_error_text(exc)})", keep=True)
         problem = None
         try:
             data = json.loads(raw)

@@ -308,58 +308,12 @@ engine:
   sample: {id: 0d8e7c7a-8f3e-4c57-9c52-4c3b1b7a2f11, version: 28.5.2, api_version: "1.51", image_store: overlay2, docker_root_dir: /var/lib/docker}
 """
 
-from ansible_collections.reclaim.docker.plugins.module_utils._connection import docker_module
-from ansible_collections.reclaim.docker.plugins.module_utils._disk_usage import (
-    USAGE_TYPES,
-    df_types,
-    filesystem_usage,
-    summarize,
-)
-from ansible_collections.reclaim.docker.plugins.module_utils._pipeline import Pipeline
-from ansible_collections.reclaim.docker.plugins.module_utils._root_dir_scan import (
-    remote_host_problem,
-    root_dir_problem,
-    scan,
-)
+from ansible_collections.reclaim.docker.plugins.module_utils._disk_usage_job import DiskUsageJob
+from ansible_collections.reclaim.docker.plugins.module_utils._runner import run_job
 
 
 def main():
-    module = docker_module(
-        dict(
-            images=dict(type="bool", default=True),
-            containers=dict(type="bool", default=True),
-            volumes=dict(type="bool", default=False),
-            build_cache=dict(type="bool", default=True),
-            filesystem=dict(type="bool", default=True),
-            root_dir=dict(type="bool", default=False),
-        ),
-        supports_check_mode=True,
-    )
-    if module.params["root_dir"]:
-        problem = remote_host_problem(module.params, "root_dir")
-        if problem:
-            module.fail_json(msg=problem)
-    pipeline = Pipeline(module)
-    client = pipeline.client
-    usage_types = [t for t in USAGE_TYPES if module.params[t]]
-    with pipeline.reading():
-        engine = client.facts()
-        df = client.system_df(df_types(usage_types)) if usage_types else {}
-
-    root_dir = engine["docker_root_dir"]
-    filesystem = None
-    if module.params["filesystem"] and client.is_local and root_dir:
-        try:
-            filesystem = filesystem_usage(root_dir)
-        except OSError as exc:
-            module.warn(f"Cannot read the filesystem of {root_dir}: {exc}")
-    result = dict(changed=False, disk_usage=summarize(df, usage_types), filesystem=filesystem, engine=engine)
-    if module.params["root_dir"]:
-        problem = root_dir_problem(root_dir, engine["id"])
-        if problem:
-            module.fail_json(msg=f"Cannot explain the root dir: {problem}.")
-        result["root_dir"], _leaks = scan(root_dir, engine["image_store"])
-    module.exit_json(**result)
+    run_job(DiskUsageJob)
 
 
 if __name__ == "__main__":

@@ -143,9 +143,10 @@ EXAMPLES = r"""
 RETURN = r"""
 untagged:
   description:
-    - References removed (or, in check mode, that would be).
-    - On the containerd image store, also the C(repo@digest) reference that goes with a repository's last tag, which the
-      engine's own answer (passed on by M(community.docker.docker_image_remove)) does not list.
+    - References removed (or, in check mode, that would be), with the C(repo@digest) references that go with a
+      repository's last tag; so every reference that image inspect listed and the image no longer has.
+    - On the containerd image store the engine's own answer (passed on by M(community.docker.docker_image_remove)) names
+      the tags only.
   returned: always
   type: list
   elements: str
@@ -351,162 +352,12 @@ diff:
           digests: []
 """
 
-import re
-
-from ansible_collections.reclaim.docker.plugins.module_utils._apply import took_effect, untagged_by
-from ansible_collections.reclaim.docker.plugins.module_utils._connection import APIError, EngineConnectionError, docker_module
-from ansible_collections.reclaim.docker.plugins.module_utils._image_plan import plan_image_removal
-from ansible_collections.reclaim.docker.plugins.module_utils._layer_cache import layer_cache_argument_spec
-from ansible_collections.reclaim.docker.plugins.module_utils._lock import lock_argument_spec
-from ansible_collections.reclaim.docker.plugins.module_utils._model import TAG, check_image_name, short_id
-from ansible_collections.reclaim.docker.plugins.module_utils._pipeline import Pipeline
-from ansible_collections.reclaim.docker.plugins.module_utils._plan import references_after_removing
-from ansible_collections.reclaim.docker.plugins.module_utils._units import ValueProblem
-from ansible_collections.reclaim.docker.plugins.module_utils._usage_ledger import usage_ledger_argument_spec
-
-PLATFORM = re.compile(r"[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?")
-PLATFORM_MIN_API = "1.50"
-
-
-class ImageRemover:
-    def __init__(self, module):
-        self.module = module
-        self.params = module.params
-
-    def validate(self):
-        """Every option value, checked before the engine is contacted."""
-        if not self.params["name"]:
-            self.module.fail_json(msg="name must list at least one image reference.")
-        try:
-            for name in self.params["name"]:
-                check_image_name(name, "name")
-        except ValueProblem as exc:
-            self.module.fail_json(msg=str(exc))
-        tag = self.params["tag"]
-        if tag is None or not TAG.fullmatch(tag):
-            self.module.fail_json(msg=f"tag {tag!r} is not a tag: 1 to 128 letters, digits, _ . or - (not starting with "
-                                      ". or -).")
-        platform = self.params["platform"]
-        if platform is not None and not PLATFORM.fullmatch(platform):
-            self.module.fail_json(msg=f"platform {platform!r} is not OS/ARCH[/VARIANT], for example linux/arm64.")
-
-    def validate_engine(self, client):
-        if self.params["platform"] is None:
-            return
-        try:
-            client.require_api(PLATFORM_MIN_API, "platform")
-        except EngineConnectionError as exc:
-            self.module.fail_json(msg=f"{exc} Nothing was changed.")
-        if not client.uses_containerd_store:
-            self.module.fail_json(msg=f"platform needs the containerd image store (Docker 29, or Docker 28 with the "
-                                      f"containerd snapshotter); the Docker daemon at {client.base_url} uses "
-                                      f"{client.info().get('Driver')}. Nothing was changed.")
-
-    def make_plan(self, snapshot):
-        return plan_image_removal(snapshot, self.params["name"], force=self.params["force"],
-                                  prune_parents=self.params["prune"],
-                                  remove_stopped_containers=self.params["remove_stopped_containers"],
-                                  platform=self.params["platform"], tag=self.params["tag"])
-
-    def named_images(self, snapshot):
-        """The IDs of the images the names resolve to on SNAPSHOT, in the order of the names (None for no match)."""
-        resolved = [snapshot.resolve(name, self.params["tag"]) for name in self.params["name"]]
-        return [r[1].id if r else None for r in resolved]
-
-    @staticmethod
-    def inspect(pipeline, image_id):
-        """community.docker.docker_image_remove's `image`: the inspect result before removal, {} when there is none."""
-        if image_id is None:
-            return {}
-        with pipeline.reading():
-            try:
-                return pipeline.client.request("GET", f"/images/{image_id}/json") or {}
-            except APIError as exc:
-                if exc.status_code != 404:
-                    raise
-        return {}  # gone since the snapshot: as for a name that matched nothing
-
-    def run(self):
-        self.validate()
-        pipeline = Pipeline(self.module)
-        self.validate_engine(pipeline.client)
-        snapshot = pipeline.snapshot()
-        named = self.named_images(snapshot)
-        image = self.inspect(pipeline, named[0])
-        plan = pipeline.plan(snapshot, self.make_plan)
-        actions = pipeline.apply(snapshot, plan)
-        effective = took_effect(actions)
-        result = dict(
-            untagged=untagged_by(effective),
-            deleted=sorted({a["image"] for a in effective if a["action"] == "delete_image"
-                            or a["action"] == "force_untag" and a["record_deleted"]}),
-            removed_containers=[a["container"] for a in effective if a["action"] == "remove_container"],
-            orphaned=[o for o in plan.orphaned
-                      if any(a["action"] == "force_untag" and a["image"] == o["image"] for a in effective)],
-            not_found=plan.not_found,
-            image=image,
-        )
-        if self.module._diff or self.params["debug"]:
-            result["diff"] = self.diff(snapshot, effective, named)
-        for orphan in result["orphaned"]:
-            self.module.warn(f"Image {short_id(orphan['image'])} was untagged but no space was freed: stopped container(s) "
-                             f"{', '.join(orphan['container_names'])} still hold {orphan['bytes']} bytes of its layers. "
-                             "Remove them (remove_stopped_containers) to free it.")
-        # A name the user asked for that the engine refused since the snapshot (409) is a problem here; one already
-        # gone (404) is what was asked for.
-        problems = [f"{r['name']}: {r['reason']}" for r in plan.refusals]
-        problems += [f"{a['reference']}: {a['engine_reason']}" for a in actions
-                     if a.get("status") == "partial" or a.get("status") == "skipped" and a.get("engine_status") != 404]
-        pipeline.finish(actions, result, problems, failure="Could not remove")
-
-    @staticmethod
-    def diff(snapshot, effective, named=()):
-        """community.docker.docker_image_remove's before/after of the first name's image (NAMED[0]), plus `images`: the
-        same for every image named or changed, after the actions that took effect (EFFECTIVE)."""
-        concerned = sorted(({i for i in named if i} | {a["image"] for a in effective}) & set(snapshot.images))
-        before = {i: set(snapshot.images[i].references) for i in concerned}
-        after = {i: set(refs) for i, refs in before.items()}
-        for action in effective:
-            image = action["image"]
-            if after.get(image) is None:
-                continue
-            if action["action"] == "untag":
-                after[image] = references_after_removing(after[image], action["reference"], snapshot.containerd_store)
-            elif action["action"] in ("delete_image", "force_untag"):
-                after[image] -= set(action.get("untags", ()))
-                if action["action"] == "delete_image" or action["record_deleted"]:
-                    after[image] = None
-        first = named[0] if named else None
-
-        def side(state):
-            top = image_state(first, state[first]) if first in state else {"exists": False}
-            return dict(top, images=[image_state(i, state[i], gone_keys=True) for i in concerned])
-
-        return dict(before=side(before), after=side(after))
-
-
-def image_state(image_id, references, gone_keys=False):
-    """An image as community.docker.docker_image_remove's diff shows it: exists, id, tags and digests (sorted), or
-    only exists=false when REFERENCES is None (gone); GONE_KEYS keeps the id and every key then (empty lists)."""
-    if references is None:
-        return dict(id=image_id, exists=False, tags=[], digests=[]) if gone_keys else dict(exists=False)
-    return dict(id=image_id, exists=True, tags=sorted(r for r in references if "@" not in r),
-                digests=sorted(r for r in references if "@" in r))
+from ansible_collections.reclaim.docker.plugins.module_utils._image_remove_job import ImageRemoveJob
+from ansible_collections.reclaim.docker.plugins.module_utils._runner import run_job
 
 
 def main():
-    argument_spec = dict(
-        name=dict(type="list", elements="str", required=True),
-        tag=dict(type="str", default="latest"),
-        force=dict(type="bool", default=False),
-        prune=dict(type="bool", default=True),
-        remove_stopped_containers=dict(type="bool", default=False),
-        platform=dict(type="str"),
-    )
-    argument_spec.update(layer_cache_argument_spec())
-    argument_spec.update(lock_argument_spec())
-    argument_spec.update(usage_ledger_argument_spec())
-    ImageRemover(docker_module(argument_spec, supports_check_mode=True)).run()
+    run_job(ImageRemoveJob)
 
 
 if __name__ == "__main__":

@@ -222,7 +222,8 @@ kept:
   sample:
     counts: {protected: 1, in_use: 4, too_young: 0, keep_last: 12, within_policy: 3, dangling_excluded: 0}
 untagged:
-  description: Tags removed (or that would be).
+  description: References removed (or that would be) by untagging and deleting images, with the C(repo@digest) references
+    that go with a repository's last tag.
   returned: always
   type: list
   elements: str
@@ -417,186 +418,12 @@ actions:
       status: done
 """
 
-import datetime
-import time
-
-from ansible_collections.reclaim.docker.plugins.module_utils._apply import took_effect, untagged_by
-from ansible_collections.reclaim.docker.plugins.module_utils._approval import (
-    Approval,
-    approval_argument_spec,
-    approval_result,
-    finish_plan,
-    priced_with_approval,
-)
-from ansible_collections.reclaim.docker.plugins.module_utils._connection import docker_module
-from ansible_collections.reclaim.docker.plugins.module_utils._disk_usage import image_usage, predicted_usage
-from ansible_collections.reclaim.docker.plugins.module_utils._filters import Protection, protection_argument_spec
-from ansible_collections.reclaim.docker.plugins.module_utils._layer_cache import layer_cache_argument_spec
-from ansible_collections.reclaim.docker.plugins.module_utils._lock import lock_argument_spec
-from ansible_collections.reclaim.docker.plugins.module_utils._model import repository_of
-from ansible_collections.reclaim.docker.plugins.module_utils._pipeline import Pipeline, touched_images
-from ansible_collections.reclaim.docker.plugins.module_utils._retention_plan import (
-    KEPT_REASONS,
-    RetentionPolicy,
-    last_use,
-    plan_retention,
-)
-from ansible_collections.reclaim.docker.plugins.module_utils._units import ValueProblem, parse_duration, parse_size
-from ansible_collections.reclaim.docker.plugins.module_utils._usage_ledger import usage_ledger_argument_spec
-
-
-# How a warning names the images that stay under disk pressure, by kept reason.
-HELD = dict(protected="protected", in_use="in use", too_young="younger than min_age",
-            keep_last="among the keep_last newest of a repository", dangling_excluded="dangling (dangling: false)")
-
-
-def short_of_the_low_mark(eviction):
-    """The warning for eviction that cannot bring usage down to the low mark: by how much, and what holds the rest."""
-    held = ", ".join(f"{count} {HELD[reason]}" for reason, count in eviction["held"].items() if count)
-    return (f"Usage is over {eviction['mark']}, and eviction stops {eviction['short_by_bytes']} bytes short of the low "
-            f"mark: no image left may go ({held or 'no image left'}). The keep_last newest of each repository are never "
-            "evicted. See eviction in the result.")
-
-
-def _iso(seconds):
-    return datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-class RetentionEnforcer:
-    def __init__(self, module):
-        self.module = module
-        self.params = module.params
-        self.now = time.time()
-
-    def validate(self):
-        """Every value, checked before the engine is contacted."""
-        params = self.params
-        try:
-            self.protection = Protection(params["protect"], params["min_age"], self.now)
-            self.max_age = parse_duration(params["max_age"], "max_age") if params["max_age"] is not None else None
-            self.budget = parse_size(params["max_images_bytes"], "max_images_bytes") \
-                if params["max_images_bytes"] is not None else None
-            self.approval = Approval.from_params(params)
-        except ValueProblem as exc:
-            self.module.fail_json(msg=str(exc))
-        if params["keep_last"] is not None and params["keep_last"] < 0:
-            self.module.fail_json(msg=f"keep_last must be 0 or more, got {params['keep_last']}.")
-        high, low = params["high_watermark"], params["low_watermark"]
-        for option, value in (("high_watermark", high), ("low_watermark", low)):
-            if value is not None and not 0 < value <= 100:
-                self.module.fail_json(msg=f"{option} is a percent between 0 and 100, got {value}.")
-        if high is not None and low > high:
-            self.module.fail_json(msg=f"low_watermark ({low}) is above high_watermark ({high}).")
-        min_age = self.protection.min_age
-        if min_age is not None and self.max_age is not None and min_age > self.max_age:
-            self.module.fail_json(msg=f"min_age ({params['min_age']}) is above max_age ({params['max_age']}): an image "
-                                      "aged between the two would violate max_age and be kept by min_age.")
-        if (params["keep_last"], self.max_age, high, self.budget) == (None,) * 4 and not params["dangling"]:
-            self.module.fail_json(msg="image_retention has no policy to enforce: set keep_last, max_age, high_watermark, "
-                                      "max_images_bytes, or dangling: true.")
-
-    def pressure(self, usage):
-        if self.budget is not None:
-            return dict(used=usage["images_bytes"], high=self.budget, low=self.budget,
-                        mark=f"max_images_bytes ({self.budget} bytes of images)")
-        if self.params["high_watermark"] is None:
-            return None
-        filesystem = usage["filesystem"]
-        capacity = filesystem["used"] + filesystem["free"]
-        return dict(used=filesystem["used"], high=capacity * self.params["high_watermark"] / 100,
-                    low=capacity * self.params["low_watermark"] / 100,
-                    mark=f"high_watermark ({self.params['high_watermark']}% of {filesystem['path']})")
-
-    def run(self):
-        self.validate()
-        pipeline = Pipeline(self.module)
-        pipeline.check_approval(self.approval)
-        client = pipeline.client
-        if self.params["high_watermark"] is not None and not client.is_local:
-            self.module.fail_json(msg=f"high_watermark needs the filesystem under Docker's root dir, so the module must run "
-                                      f"on the Docker host (a unix:// docker_host, not {client.base_url}); or use "
-                                      "max_images_bytes.")
-        with pipeline.reading():
-            usage_before = image_usage(client)
-        snapshot = pipeline.snapshot()
-        policy = RetentionPolicy(self.now, self.protection, keep_last=self.params["keep_last"], max_age=self.max_age,
-                                 dangling=self.params["dangling"], pressure=self.pressure(usage_before))
-
-        def priced_by(snapshot, plan):
-            if policy.pressure:
-                # Which images eviction takes depends on what each frees exactly: every candidate's chain is needed.
-                return set(plan.kept) | set(plan.violations)
-            return touched_images(snapshot, plan)
-
-        def make_plan(snap):
-            plan = plan_retention(snap, policy, self.approval)
-            return finish_plan(snap, plan, self.approval, lambda: plan_retention(snap, policy))
-
-        plan = pipeline.plan(snapshot, make_plan, priced_with_approval(self.approval, priced_by))
-        if plan.eviction and plan.eviction["short_by_bytes"]:
-            self.module.warn(short_of_the_low_mark(plan.eviction))
-        actions = pipeline.apply(snapshot, plan)
-        result = dict(self.result(snapshot, plan, actions, usage_before),
-                      **approval_result(snapshot, plan, pipeline.engine_id()))
-        if not self.module.check_mode:
-            with pipeline.reading():
-                result["usage_after"] = image_usage(client)
-        problems = []
-        if self.params["fail_on_violation"] and result["violations"]:
-            problems.append(f"{len(result['violations'])} image(s) violate the retention policy")
-        pipeline.finish(actions, result, problems, failure="Could not enforce")
-
-    def result(self, snapshot, plan, actions, usage_before):
-        done = took_effect(actions)
-        violations = []
-        for image_id, entry in sorted(plan.violations.items(), key=lambda item: snapshot.images[item[0]].created):
-            image = snapshot.images[image_id]
-            last_used, source = last_use(snapshot, image)
-            violations.append(dict(
-                image=image.id, tags=list(image.repo_tags), repositories=sorted({repository_of(t) for t in image.repo_tags}),
-                created=_iso(image.created), age_days=round((self.now - image.created) / 86400, 2),
-                last_use=_iso(last_used), last_use_source=source, reasons=entry["reasons"], action=entry["action"],
-                untag=sorted(entry["untag"]), bytes=entry.get("bytes", 0),
-            ))
-        counts = {reason: 0 for reason in KEPT_REASONS}
-        for kept in plan.kept.values():
-            counts[kept["reason"]] += 1
-        kept = dict(counts=counts)
-        if self.params["report_kept"]:
-            kept["images"] = [dict(image=i, tags=list(snapshot.images[i].repo_tags), **k) for i, k in sorted(plan.kept.items())]
-        reclaimed = sum(a["bytes"] for a in done)
-        return dict(
-            violations=violations,
-            kept=kept,
-            untagged=untagged_by(done),
-            deleted=sorted(a["image"] for a in done if a["action"] == "delete_image"),
-            skipped_items=plan.skipped,
-            usage_before=usage_before,
-            usage_after=predicted_usage(usage_before, reclaimed, reclaimed),
-            eviction=plan.eviction,
-        )
+from ansible_collections.reclaim.docker.plugins.module_utils._retention_job import RetentionJob
+from ansible_collections.reclaim.docker.plugins.module_utils._runner import run_job
 
 
 def main():
-    argument_spec = dict(
-        keep_last=dict(type="int"),
-        max_age=dict(type="str"),
-        dangling=dict(type="bool", default=True),
-        high_watermark=dict(type="float"),
-        low_watermark=dict(type="float"),
-        max_images_bytes=dict(type="str"),
-        fail_on_violation=dict(type="bool", default=False),
-        report_kept=dict(type="bool", default=False),
-    )
-    argument_spec.update(protection_argument_spec())
-    argument_spec.update(layer_cache_argument_spec())
-    argument_spec.update(lock_argument_spec())
-    argument_spec.update(usage_ledger_argument_spec())
-    argument_spec.update(approval_argument_spec())
-    module = docker_module(argument_spec, supports_check_mode=True,
-                           required_together=[("high_watermark", "low_watermark")],
-                           mutually_exclusive=[("max_images_bytes", "high_watermark")])
-    RetentionEnforcer(module).run()
+    run_job(RetentionJob)
 
 
 if __name__ == "__main__":

@@ -179,30 +179,12 @@ root_dir:
   sample: /var/lib/docker
 """
 
-import time
-
-from ansible_collections.reclaim.docker.plugins.module_utils._connection import docker_module
-from ansible_collections.reclaim.docker.plugins.module_utils._lock import lock_argument_spec
-from ansible_collections.reclaim.docker.plugins.module_utils._pipeline import Pipeline
 from ansible_collections.reclaim.docker.plugins.module_utils._leak_job import LeakJob
+from ansible_collections.reclaim.docker.plugins.module_utils._runner import run_job
 
 
 def main():
-    argument_spec = dict(min_age=dict(type="str", default="24h"))
-    argument_spec.update(lock_argument_spec())
-    module = docker_module(argument_spec, supports_check_mode=True)
-    job = LeakJob(module.params, now=time.time())
-    if job.problem:
-        module.fail_json(msg=job.problem)
-    pipeline = Pipeline(module)
-    with pipeline.reading():
-        engine = pipeline.client.facts()
-    problem = job.scan(engine)
-    if problem:
-        pipeline.release()
-        module.fail_json(msg=f"Cannot tell leaked storage: {problem}. Nothing was changed.")
-    actions = job.actions if module.check_mode else job.apply()
-    pipeline.finish(actions, job.result(), failure="Could not remove every leak")
+    run_job(LeakJob)
 
 
 if __name__ == "__main__":

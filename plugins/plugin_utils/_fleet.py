@@ -105,9 +105,9 @@ def approvals(approved_plan) -> dict:
 
 
 def cleanup_steps(profile, retention=None, protect=None, min_age="1h", prune_volumes=False,
-                  prune_named_volumes=False, approved_plan=None, root_dir=False) -> dict:
+                  prune_named_volumes=False, approved_plan=None) -> dict:
     """The cleanup role's settings as module arguments: {retention: image_retention's (null when the step does not
-    run), prune: prune's (ROOT_DIR: it walks Docker's root dir too), approved_plan: the plan as given ({} for none)}.
+    run), prune: prune's, approved_plan: the plan as given ({} for none)}.
     Refuses named volumes without volumes."""
     if profile not in PROFILES:
         raise CleanupProblem(f"cleanup_profile: {profile!r} is not one of {', '.join(PROFILES)}.")
@@ -132,7 +132,7 @@ def cleanup_steps(profile, retention=None, protect=None, min_age="1h", prune_vol
         images=True, images_filters=settings["images_filters"], networks=settings["networks"],
         builder_cache=True, builder_cache_all=settings["builder_cache_all"],
         builder_cache_filters=settings["builder_cache_filters"],
-        volumes=bool(prune_volumes), protect=protected, min_age=min_age, usage=True, root_dir=bool(root_dir),
+        volumes=bool(prune_volumes), protect=protected, min_age=min_age, usage=True,
         **approval["prune"])
     if prune_named_volumes:
         prune_args["volumes_filters"] = {"all": True}
@@ -171,7 +171,7 @@ def _container_log(log) -> dict:
 
 
 def root_dir_summary(root_dir):
-    """What a result keeps of the prune's walk of Docker's root dir (disk_usage_info's root_dir shape): its path,
+    """What a result keeps of the walk of Docker's root dir (disk_usage_info's root_dir): its path,
     bytes, categories (leaked and container_logs among them), unexplained bytes, the HOST_LOGS largest container logs
     (largest_container_logs) and whether it is exact; null without a walk. A summary gives itself back."""
     if not isinstance(root_dir, Mapping):
@@ -241,7 +241,8 @@ def _tagged(objects, step) -> list:
 
 
 def cleanup_result(steps, profile=None, approved_plan=None, failed=None, mode=None) -> dict:
-    """One host's `cleanup_result` from STEPS, the registered results of its steps ({retention, prune}).
+    """One host's `cleanup_result` from STEPS, the registered results of its steps ({root_dir, retention, prune};
+    root_dir is disk_usage_info's, run with root_dir: true before the other steps act).
 
     A run that finished: the prune's result says whether it was an audit (check mode) and holds the usage it read;
     an audit predicts the usage after from the usage before and the bytes both steps would free (the prune alone
@@ -292,7 +293,7 @@ def cleanup_result(steps, profile=None, approved_plan=None, failed=None, mode=No
                  + _tagged(_mapping(prune.get("plan")).get("objects"), "prune")},
         "not_approved": _tagged(retention.get("not_approved"), "retention") + _tagged(prune.get("not_approved"), "prune"),
         "approved_plan": approved_plan,
-        "root_dir": prune.get("root_dir"),
+        "root_dir": _ran(steps.get("root_dir")).get("root_dir"),
     })
 
 

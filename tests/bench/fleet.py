@@ -134,7 +134,7 @@ class FleetBench:
         ping.write_text(yaml.safe_dump(PING_PLAY, sort_keys=False))
         name = "" if self.args.label == "current" else f" ({self.args.label})"
         return [FleetContender(f"ours{name}: audit playbook", "ours", "reclaim.docker.audit"),
-                # The walk of Docker's root dir in the same prune run (leaked and log bytes in the report).
+                # The walk of Docker's root dir before the steps act (leaked and log bytes in the report).
                 FleetContender(f"ours{name}: audit playbook, cleanup_root_dir", "ours", "reclaim.docker.audit",
                                extra_vars={"cleanup_root_dir": True}),
                 FleetContender(f"ours{name}: cleanup playbook", "ours", "reclaim.docker.cleanup", changes=True),

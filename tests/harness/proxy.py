@@ -119,6 +119,9 @@ class CountingProxy:
         self.on_request = on_request
         self.lock = threading.Lock()
         self.requests = collections.Counter()
+        # The client sockets of the connections whose last request was forwarded and not answered yet.
+        self.answered = threading.Condition()
+        self._unanswered = set()
         self._conns = set()
         if os.path.exists(self.path):
             os.unlink(self.path)
@@ -137,12 +140,25 @@ class CountingProxy:
             counts, self.requests = self.requests, collections.Counter()
         return counts
 
-    def _count(self, method, target, held):
+    def wait_answered(self, timeout):
+        """Wait until every request forwarded so far has had its answer (its first bytes passed on to the client), or
+        for TIMEOUT seconds; whether they all have. A request held by ON_REQUEST is not forwarded yet."""
+        with self.answered:
+            return self.answered.wait_for(lambda: not self._unanswered, timeout)
+
+    def _count(self, method, target, held, client):
         with self.lock:
             self.requests[endpoint(method, target)] += 1
         delay = self.on_request(method, target) if self.on_request else None
         if delay:
             held.append(time.monotonic() + delay)
+        with self.answered:
+            self._unanswered.add(client)
+
+    def _answer_passed(self, client):
+        with self.answered:
+            self._unanswered.discard(client)
+            self.answered.notify_all()
 
     def _accept(self):
         while True:
@@ -159,7 +175,7 @@ class CountingProxy:
             with self.lock:
                 self._conns.update((client, upstream))
             held = []  # until when the daemon's next answer on this connection is held back
-            parser = _RequestCounter(functools.partial(self._count, held=held))
+            parser = _RequestCounter(functools.partial(self._count, held=held, client=client))
             threading.Thread(target=self._pipe, args=(client, upstream, parser.feed), daemon=True).start()
             threading.Thread(target=self._pipe, args=(upstream, client, None, held), daemon=True).start()
 
@@ -174,6 +190,8 @@ class CountingProxy:
                 while held:
                     time.sleep(max(held.pop(0) - time.monotonic(), 0))
                 sink.sendall(data)
+                if observe is None:
+                    self._answer_passed(sink)
         except OSError:
             pass
         finally:
@@ -181,7 +199,8 @@ class CountingProxy:
                 sink.shutdown(socket.SHUT_WR)
             except OSError:
                 pass
-            if observe is None:  # the daemon's side ended: the connection is over
+            if observe is None:  # the daemon's side ended: the connection is over, no answer will come
+                self._answer_passed(sink)
                 for sock in (source, sink):
                     self._forget(sock)
 

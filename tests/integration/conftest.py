@@ -31,20 +31,12 @@ RUNNER_ENV = {"ANSIBLE_COLLECTIONS_PATH": str(COLLECTIONS), "ANSIBLE_NOCOLOR": "
               "PATH": os.pathsep.join([str(Path(ANSIBLE_PLAYBOOK).parent), os.environ.get("PATH", "")])}
 
 
-def pytest_collection_modifyitems(items):
-    """Groups for pytest-xdist (`make integration` runs `--dist loadgroup`): a test on an engine flavour runs in that
-    flavour's group, so each flavour's engines start on one worker only; any other test, with the other tests of its
-    file, which share its module's fixtures (a fleet, a TLS engine)."""
-    for item in items:
-        params = getattr(getattr(item, "callspec", None), "params", {})
-        flavours = [value for value in params.values() if isinstance(value, str) and value in engines.FLAVOURS]
-        item.add_marker(pytest.mark.xdist_group(flavours[0] if flavours else item.path.name))
-
-
 @pytest.fixture(scope="session", params=engines.FLAVOURS)
 def engine(request):
     """One private daemon per flavour, shared by the tests of a session."""
-    started = engines.start(request.param, f"it-{request.param.replace('.', '')}")
+    # pytest-xdist (`make integration`) runs each test file on one worker: a worker's engines are its own.
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    started = engines.start(request.param, f"it-{request.param.replace('.', '')}-{worker}")
     yield started
     engines.stop(started)
 

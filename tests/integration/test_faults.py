@@ -13,7 +13,6 @@ import itertools
 import os
 import signal
 import threading
-import time
 from urllib.parse import unquote
 
 import docker
@@ -99,10 +98,12 @@ def test_the_daemon_stops_in_the_middle_of_a_prune(ansible, own_engine, prefix, 
     build(own_engine, prefix)
     size_before = scenario.layers_size(own_engine.docker_host)
     stopping, stopped = threading.Event(), threading.Event()
+    under_way_answered = []
 
     def stop_daemon():
         stopping.set()
-        time.sleep(0.5)  # the calls already under way get their answers
+        # The calls already under way get their answers first, however long the daemon takes; the later ones wait.
+        under_way_answered.append(proxy.wait_answered(120))
         engines.kill_daemon_only(own_engine)
         stopped.set()
 
@@ -117,12 +118,13 @@ def test_the_daemon_stops_in_the_middle_of_a_prune(ansible, own_engine, prefix, 
     with CountingProxy(tmp_path / "proxy.sock", own_engine.socket_path, on_request) as proxy:
         result = ansible.module("reclaim.docker.prune", prune_args(prefix, proxy), own_engine)
         assert stopped.wait(60), "the daemon did not stop"
+        assert under_way_answered == [True], "the daemon did not answer the calls under way"
         assert result["failed"] is True and "Traceback" not in result["msg"]
         groups = by_status(result)
         assert set(groups) <= {"done", "unknown", "failed", "not_run"} and groups.get("not_run"), groups.keys()
         done, unknown, failed = groups["done"], groups.get("unknown", []), groups.get("failed", [])
-        # The calls under way when it died got no answer (unknown, their checks unanswered too); one refused at connect
-        # was never sent (failed).
+        # The calls sent once it was stopping got no answer (unknown, their checks unanswered too); one refused at
+        # connect was never sent (failed).
         assert len(done) >= FAULT_AT - 1 and unknown + failed
         assert f"{len(done)} of {len(result['actions'])} actions took effect" in result["msg"], result["msg"]
         assert "not started" in result["msg"] and "no answer from the engine" in result["msg"]

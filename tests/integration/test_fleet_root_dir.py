@@ -1,7 +1,7 @@
 """The audit and cleanup playbooks with cleanup_root_dir, on real engines of every flavour, through ansible-runner (as
-AWX runs them): the prune walks Docker's root dir in the same module run, and the fleet report shows each host's leaked
-and container log bytes, its largest logs and the totals, in every file and in the job output, exactly as
-disk_usage_info's root_dir counts them on the same state. A host the walk cannot read (a remote docker_host) fails,
+AWX runs them): the cleanup role walks Docker's root dir (disk_usage_info) before any step acts, and the fleet
+report shows each host's leaked and container log bytes, its largest logs and the totals, in every file and in the job
+output, exactly as disk_usage_info's root_dir counts them on the same state. A host the walk cannot read (a remote docker_host) fails,
 naming root_dir, before anything is removed."""
 
 from __future__ import annotations

@@ -195,8 +195,11 @@ def test_image_of_stopped_container(ansible, engine, prefix):
     # force alone: what docker rmi -f does, reported honestly.
     args = {"name": [f"{prefix}/lab/forced:1"], "force": True}
     size_before = scenario.layers_size(engine.docker_host)
+    held = api(engine).inspect_image(f"{prefix}/lab/forced:1")
     _predicted, real = check_then_real(ansible, engine, args)
-    assert real["reclaimed_bytes"] == 0 and real["untagged"] == [f"{prefix}/lab/forced:1"]
+    # Its last tag goes, and with it every reference (the containerd store's repo@digest too).
+    assert real["reclaimed_bytes"] == 0 and real["untagged"] == sorted(held["RepoTags"] + held["RepoDigests"])
+    assert f"{prefix}/lab/forced:1" in real["untagged"]
     if containerd(engine):
         # The record stays there, dangling. On overlay2 it goes and LayersSize stops counting the layer the container
         # still holds on disk: LayersSize is no judge of that removal.

@@ -17,37 +17,42 @@ from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
 from ansible_collections.reclaim.docker.plugins.module_utils._apply import apply_plan
 from ansible_collections.reclaim.docker.plugins.module_utils._connection import connect, connection_argument_spec
-from ansible_collections.reclaim.docker.plugins.module_utils._filters import Filters, Protection
-from ansible_collections.reclaim.docker.plugins.module_utils._image_plan import plan_image_removal
+from ansible_collections.reclaim.docker.plugins.module_utils._filters import Filters
+from ansible_collections.reclaim.docker.plugins.module_utils._image_plan import RemovalRequest, plan_image_removal
 from ansible_collections.reclaim.docker.plugins.module_utils._layer_cache import LayerCache
-from ansible_collections.reclaim.docker.plugins.module_utils._pipeline import priced_plan
-from ansible_collections.reclaim.docker.plugins.module_utils._prune_plan import PrunePlanner
-from ansible_collections.reclaim.docker.plugins.module_utils._snapshot import read_snapshot
+from ansible_collections.reclaim.docker.plugins.module_utils._plan import touched_images
+from ansible_collections.reclaim.docker.plugins.module_utils._protection import Protection
+from ansible_collections.reclaim.docker.plugins.module_utils._prune_plan import PruneRequest, plan_prune
+from ansible_collections.reclaim.docker.plugins.module_utils._snapshot import priced_plan, read_snapshot
 from harness import scenario
 
 
 def engine_client(engine):
-    params = ArgumentSpecValidator(connection_argument_spec()).validate(
+    params = ArgumentSpecValidator(connection_argument_spec().argument_spec).validate(
         {"docker_host": engine.docker_host}).validated_parameters
     return connect(params)
 
 
+def touched(_snapshot, plan):
+    return touched_images(plan)
+
+
 def planned_removal(client, names):
     snapshot = read_snapshot(client)
-    return snapshot, priced_plan(client, snapshot, lambda snap: plan_image_removal(snap, names), LayerCache(None)).actions
+    request = RemovalRequest(names)
+    plan = priced_plan(client, snapshot, lambda snap: plan_image_removal(snap, request), touched, LayerCache(None))
+    return snapshot, plan.actions
 
 
 def planned_prune(client, prefix, kind, **filters):
     now = time.time()
     snapshot = read_snapshot(client, volumes=kind == "volumes")
 
-    def make_plan(snap):
-        planner = PrunePlanner(snap, Protection({}, None, now))
-        named_too = {"all": True} if kind == "volumes" else {}
-        getattr(planner, kind)(Filters(kind, {"label": f"reclaim.test={prefix}", **named_too, **filters}, now))
-        return planner.plan
-
-    return snapshot, priced_plan(client, snapshot, make_plan, LayerCache(None)).actions
+    named_too = {"all": True} if kind == "volumes" else {}
+    request = PruneRequest([kind], {kind: Filters(kind, {"label": f"reclaim.test={prefix}", **named_too, **filters}, now)},
+                           Protection({}, None, now))
+    plan = priced_plan(client, snapshot, lambda snap: plan_prune(snap, request), touched, LayerCache(None))
+    return snapshot, plan.actions
 
 
 def image_exists(api, reference):

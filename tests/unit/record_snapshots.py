@@ -113,7 +113,7 @@ COLLECTOR_WAIT = 4
 
 
 def client_for(engine):
-    params = ArgumentSpecValidator(connection_argument_spec()).validate(
+    params = ArgumentSpecValidator(connection_argument_spec().argument_spec).validate(
         {"docker_host": engine.docker_host}).validated_parameters
     return connect(params)
 

@@ -149,13 +149,19 @@ WALK = {"path": "/var/lib/docker", "bytes": 50_000, "unexplained_bytes": 100, "e
         "container_logs": [log(n, size) for n, size in enumerate([3_000, 1_000, 4_000, 100, 2_000, 2_000, 800])]}
 
 
-def test_the_prune_walks_the_root_dir_only_when_asked():
-    assert cleanup_steps("conservative")["prune"]["root_dir"] is False
-    assert cleanup_steps_filter("standard", root_dir=True)["prune"]["root_dir"] is True
+def walk_run(root_dir=None):
+    """disk_usage_info's registered result with root_dir: true (only the walk asked for)."""
+    return {"changed": False, "disk_usage": {}, "filesystem": None, "engine": {"id": ENGINE},
+            "root_dir": root_dir or WALK}
+
+
+def test_the_prune_is_not_asked_to_walk():
+    # The walk is disk_usage_info's, a step of its own before the others.
+    assert "root_dir" not in cleanup_steps("conservative")["prune"]
 
 
 def test_a_walked_root_dir_keeps_its_categories_and_names_the_largest_logs():
-    result = cleanup_result({"retention": SKIPPED, "prune": prune_run(root_dir=WALK)})
+    result = cleanup_result({"root_dir": walk_run(), "retention": SKIPPED, "prune": prune_run()})
     root_dir = result["root_dir"]
     assert root_dir["categories"] == WALK["categories"] and root_dir["bytes"] == 50_000
     assert (root_dir["path"], root_dir["unexplained_bytes"], root_dir["exact"]) == ("/var/lib/docker", 100, True)
@@ -165,9 +171,15 @@ def test_a_walked_root_dir_keeps_its_categories_and_names_the_largest_logs():
     assert root_dir["largest_container_logs"][0] == log(2, 4_000)
     # The report normalises it again: the summary stays as it is.
     assert normalise(result)["root_dir"] == root_dir
-    inexact = cleanup_result({"prune": prune_run(root_dir=dict(WALK, exact=False, inexact_reason="cannot read x"))})
+    inexact = cleanup_result({"root_dir": walk_run(dict(WALK, exact=False, inexact_reason="cannot read x")),
+                              "prune": prune_run()})
     assert (inexact["root_dir"]["exact"], inexact["root_dir"]["inexact_reason"]) == (False, "cannot read x")
-    failed = cleanup_result({"prune": dict(prune_run(root_dir=WALK), failed=True)}, failed={"msg": "boom"}, mode="audit")
+    # A walk that was skipped (cleanup_root_dir false) or left out is no walk.
+    assert cleanup_result({"root_dir": SKIPPED, "prune": prune_run()})["root_dir"] is None
+    assert cleanup_result_filter({"root_dir": None, "prune": prune_run()})["root_dir"] is None
+    # A host that failed afterwards reports no bytes of its own, the walk's neither.
+    failed = cleanup_result({"root_dir": walk_run(), "prune": dict(prune_run(), failed=True)}, failed={"msg": "boom"},
+                            mode="audit")
     assert failed["root_dir"] is None
 
 

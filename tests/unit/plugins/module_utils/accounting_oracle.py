@@ -73,3 +73,12 @@ class OracleAccounting:
         own = sum(writable_bytes(self.snapshot, self.snapshot.containers[c]) for c in containers)
         return (self.freed_bytes(deleted, self.removed_containers | containers)
                 - self.freed_bytes(deleted, self.removed_containers) - own)
+
+
+def oracle_bytes(snapshot, plan):
+    """What PLAN frees by the definition: the oracle's answer for its deletions, removals and platform removals."""
+    deleted = {a["image"] for a in plan.actions
+               if a["action"] == "delete_image" or a["action"] == "force_untag" and a["record_deleted"]}
+    removed = {a["container"] for a in plan.actions if a["action"] == "remove_container"}
+    platforms = {m for a in plan.actions if a["action"] == "delete_platform" for m in a["manifests"]}
+    return OracleAccounting(snapshot).freed_bytes(deleted, removed, platforms)

@@ -3,66 +3,13 @@ a real run re-priced from the actions that took effect."""
 
 from __future__ import annotations
 
-import hashlib
-
-from accounting_oracle import OracleAccounting
+from accounting_oracle import OracleAccounting, oracle_bytes
 from hypothesis import given
 from hypothesis import strategies as st
-from test__plan_properties import SETTINGS, oracle_bytes, requests, snapshots
+from strategies import SETTINGS, content_graphs, layer_graphs, plans_with_outcomes
 
 from ansible_collections.reclaim.docker.plugins.module_utils._apply import reprice
-from ansible_collections.reclaim.docker.plugins.module_utils._image_plan import plan_image_removal
-from ansible_collections.reclaim.docker.plugins.module_utils._model import Accounting, Container, Image, Snapshot
-
-
-def _hex(seed):
-    return hashlib.sha256(seed.encode()).hexdigest()
-
-
-@st.composite
-def layer_graphs(draw):
-    """Images over a shared pool of layers (some never inspected: one pseudo-layer of their Size), containers of
-    listed images and of image records already gone (orphan holders), any of them removable in any order."""
-    pool = ["sha256:" + _hex(f"layer{i}") for i in range(draw(st.integers(1, 10)))]
-    sizes = {key: draw(st.integers(0, 5000)) for key in pool}
-    images, layers = [], {}
-    for i in range(draw(st.integers(0, 8))):
-        image_id = "sha256:" + _hex(f"image{i}")
-        images.append(Image(image_id, size=draw(st.integers(0, 3000))))
-        if draw(st.integers(0, 4)):
-            layers[image_id] = tuple(draw(st.lists(st.sampled_from(pool), min_size=1, max_size=5, unique=True)))
-    gone = ["sha256:" + _hex(f"gone{i}") for i in range(draw(st.integers(0, 2)))]
-    for image_id in gone:
-        layers[image_id] = tuple(draw(st.lists(st.sampled_from(pool), max_size=4, unique=True)))
-    holders = [i.id for i in images] + gone
-    containers = []
-    if holders:
-        for i in range(draw(st.integers(0, 5))):
-            containers.append(Container("c" * 63 + str(i), f"c{i}", draw(st.sampled_from(holders)),
-                                        size_rw=draw(st.integers(0, 100))))
-    snapshot = Snapshot({"image_store": "overlay2"}, images, containers, layers, sizes)
-    removals = draw(st.lists(st.one_of(
-        st.tuples(st.just("image"), st.sampled_from([i.id for i in images] or ["sha256:" + "0" * 64])),
-        st.tuples(st.just("container"), st.sampled_from([c.id for c in containers] or ["none"])),
-        st.tuples(st.just("held"), st.sampled_from([i.id for i in images] or ["sha256:" + "0" * 64])),
-    ), max_size=12))
-    return snapshot, removals
-
-
-@st.composite
-def content_graphs(draw):
-    """Engine states of either store (the containerd store's with content: indexes, platform manifests shared by
-    several images, blobs shared by several manifests, platforms present in whole, in part or not at all), and
-    removals of images, containers and platforms in any order."""
-    snapshot = draw(snapshots())
-    manifests = sorted({m["digest"] for i in snapshot.images.values() for m in i.manifests}) or ["sha256:" + "0" * 64]
-    removals = draw(st.lists(st.one_of(
-        st.tuples(st.just("image"), st.sampled_from(sorted(snapshot.images))),
-        st.tuples(st.just("container"), st.sampled_from(sorted(snapshot.containers) or ["none"])),
-        st.tuples(st.just("held"), st.sampled_from(sorted(snapshot.images))),
-        st.tuples(st.just("platform"), st.sampled_from(manifests)),
-    ), max_size=12))
-    return snapshot, removals
+from ansible_collections.reclaim.docker.plugins.module_utils._model import Accounting
 
 
 @SETTINGS
@@ -86,17 +33,6 @@ def test_every_step_frees_what_the_definition_says(case):
                 continue
             assert fast.remove_container(target) == oracle.remove_container(target)
         assert fast.total == oracle.freed_bytes()
-
-
-@st.composite
-def plans_with_outcomes(draw):
-    snapshot = draw(snapshots())
-    request = draw(requests(snapshot))
-    plan = plan_image_removal(snapshot, **request)
-    # Each action took effect, was skipped, or found its object removed by someone else first (a 404).
-    fates = [draw(st.sampled_from(["done", "skipped", "gone"] if a["action"] in ("delete_image", "remove_container")
-                                  else ["done", "skipped"])) for a in plan.actions]
-    return snapshot, plan, fates
 
 
 @SETTINGS

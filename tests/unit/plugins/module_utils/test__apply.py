@@ -1,16 +1,13 @@
 """How apply turns the engine's answers into outcomes: races are skips, less-than-planned is reported, a call without
-an answer is unknown; and how the pipeline reports them."""
+an answer is unknown."""
 
 from __future__ import annotations
-
-from unittest import mock
 
 import pytest
 
 from ansible_collections.reclaim.docker.plugins.module_utils._apply import apply_plan, waves
 from ansible_collections.reclaim.docker.plugins.module_utils._connection import APIError
 from ansible_collections.reclaim.docker.plugins.module_utils._model import Image, Snapshot
-from ansible_collections.reclaim.docker.plugins.module_utils._pipeline import Pipeline
 
 IMAGE = "sha256:" + "a" * 64
 # Two images never inspected: each is one private layer of its Size.
@@ -164,55 +161,6 @@ def test_unknown_bytes_are_what_each_would_free_on_top_of_what_took_effect():
     client = StubClient([[{"Deleted": IMAGE}], TimeoutError("timed out"), {"Id": "sha256:" + "b" * 64}])
     outcomes = apply_plan(client, shared, [done, silent], workers=1)
     assert [(o["status"], o["bytes"]) for o in outcomes] == [("done", 10), ("unknown", 1020)]
-
-
-class Exited(Exception):
-    def __init__(self, failed, result):
-        super().__init__(result.get("msg"))
-        self.failed, self.result = failed, result
-
-
-def finish(actions):
-    """Pipeline.finish on ACTIONS: (failed, result)."""
-    def exit_with(failed):
-        def exit_json(**result):
-            raise Exited(failed, result)
-        return exit_json
-    module = mock.Mock(check_mode=False)
-    module.fail_json.side_effect = exit_with(True)
-    module.exit_json.side_effect = exit_with(False)
-    pipeline = Pipeline.__new__(Pipeline)
-    pipeline.module, pipeline.lock, pipeline.inexact_reason = module, None, None
-    with pytest.raises(Exited) as exited:
-        pipeline.finish(actions, {}, failure="Could not prune")
-    return exited.value.failed, exited.value.result
-
-
-def test_an_unknown_action_fails_the_task_naming_it_with_its_bytes_apart():
-    actions = [dict(delete("lab/a:1"), status="done", bytes=100),
-               dict(delete("lab/b:1"), status="unknown", bytes=50,
-                    engine_reason="no answer from the engine: timed out; it was still there when checked afterwards"),
-               dict(delete("lab/c:1"), status="not_run", bytes=0, engine_reason="not attempted")]
-    failed, result = finish(actions)
-    assert failed and result["changed"] is True
-    assert result["reclaimed_bytes"] == 100 and result["unknown_bytes"] == 50
-    assert result["msg"].startswith("Could not prune (1 of 3 actions took effect, freeing 100 bytes; 1 got no answer "
-                                    "and may still take effect, freeing up to 50 bytes more (status unknown, "
-                                    "unknown_bytes): see actions; a rerun reads the engine afresh, which settles them")
-    assert "lab/b:1 (status unknown): no answer from the engine" in result["msg"]
-    assert "1 more action(s) not started" in result["msg"]
-
-
-def test_unknown_alone_may_have_changed_the_engine():
-    failed, result = finish([dict(delete(), status="unknown", bytes=100, engine_reason="no answer")])
-    assert failed and result["changed"] is True and result["reclaimed_bytes"] == 0 and result["unknown_bytes"] == 100
-
-
-def test_a_run_that_answered_everything_has_no_unknown_bytes():
-    failed, result = finish([dict(delete(), status="done", bytes=100)])
-    assert not failed and result["unknown_bytes"] == 0 and result["reclaimed_bytes"] == 100
-    check_failed, predicted = finish([delete()])  # check mode: the plan's actions, no status
-    assert not check_failed and predicted["unknown_bytes"] == 0 and predicted["reclaimed_bytes"] == 100
 
 
 def test_waves_keep_the_order_that_matters():

@@ -5,18 +5,15 @@ from __future__ import annotations
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from snapshot_helpers import hid, make_snapshot
-from test__plan_properties import SETTINGS, oracle_bytes
-from test__prune_properties import prune_cases
-from test__retention_plan import policy, snapshot_with_ages
+from accounting_oracle import oracle_bytes
+from snapshot_helpers import hid, make_snapshot, policy, snapshot_with_ages
+from snapshot_helpers import prune as prune_plan
+from strategies import SETTINGS, prune_cases
 
-from ansible_collections.reclaim.docker.plugins.module_utils._approval import Approval, finish_plan, plan_items
-from ansible_collections.reclaim.docker.plugins.module_utils._filters import Filters, Protection
-from ansible_collections.reclaim.docker.plugins.module_utils._prune_plan import PrunePlanner
+from ansible_collections.reclaim.docker.plugins.module_utils._approval import Approval, complete
+from ansible_collections.reclaim.docker.plugins.module_utils._plan import plan_objects
 from ansible_collections.reclaim.docker.plugins.module_utils._retention_plan import plan_retention
 from ansible_collections.reclaim.docker.plugins.module_utils._units import ValueProblem
-
-NOW = 1_800_000_000.0
 
 
 def approval(items, engine_id=None):
@@ -24,22 +21,22 @@ def approval(items, engine_id=None):
 
 
 def prune(snapshot, approved=None, containers=True, dangling=False, protect_label=None, build_cache=False):
-    """A prune of containers and images (and build cache) under APPROVED, completed as the module does."""
+    """A prune of containers and images (and build cache) under APPROVED, completed as the job runner does."""
+    types = dict(dict(containers={}) if containers else {}, images={"dangling": dangling},
+                 **(dict(builder_cache={}) if build_cache else {}))
+
     def plan_under(under):
-        planner = PrunePlanner(snapshot, Protection({"labels": [protect_label] if protect_label else []}, None, NOW),
-                               under)
-        if containers:
-            planner.containers(Filters("containers", {}, NOW))
-        planner.images(Filters("images", {"dangling": dangling}, NOW))
-        if build_cache:
-            planner.build_cache(Filters("builder_cache", {}, NOW), False, None, None)
-        return planner.plan
+        return prune_plan(snapshot, approval=under, protect={"labels": [protect_label] if protect_label else []},
+                          **types)
     under = approval(approved) if approved is not None else Approval()
-    return finish_plan(snapshot, plan_under(under), under, lambda: plan_under(Approval()))
+    plan = plan_under(under)
+    if under.restricts:
+        complete(snapshot, plan, under, plan_under(under.without()))
+    return plan
 
 
 def removed_ids(snapshot, plan):
-    return {i["id"] for i in plan_items(snapshot, plan.actions)}
+    return {i["id"] for i in plan_objects(snapshot, plan.actions)}
 
 
 # Two unused images over one shared base, a stopped container of a third, one running container's image.
@@ -52,7 +49,7 @@ HOST = make_snapshot(
 
 def test_the_plan_lists_each_item_once_with_its_bytes_and_references():
     plan = prune(HOST)
-    items = {i["id"]: i for i in plan_items(HOST, plan.actions)}
+    items = {i["id"]: i for i in plan_objects(HOST, plan.actions)}
     batch = next(c for c in HOST.containers.values() if c.name == "batch")
     assert set(items) == {hid("old"), hid("older"), hid("job"), batch.id}
     assert items[hid("old")]["references"] == ["app:1"] and items[hid("old")]["type"] == "image"
@@ -62,7 +59,7 @@ def test_the_plan_lists_each_item_once_with_its_bytes_and_references():
 
 
 def test_an_item_not_approved_stays_and_is_priced_by_the_plan_without_approval():
-    everything = plan_items(HOST, prune(HOST).actions)
+    everything = plan_objects(HOST, prune(HOST).actions)
     approved = [i for i in everything if i["id"] != hid("older")]
     plan = prune(HOST, approved)
     assert removed_ids(HOST, plan) == {i["id"] for i in approved}
@@ -113,7 +110,7 @@ def test_build_cache_records_are_pruned_one_by_one_by_id_under_approval():
                             dict(ID="rec2", Size=200, InUse=False, Shared=False, CreatedAt="2020-01-01T00:00:00Z"),
                             dict(ID="rec3", Size=400, InUse=True, Shared=False, CreatedAt="2020-01-01T00:00:00Z")]
     unrestricted = prune(snapshot, containers=False, build_cache=True)
-    assert [i["id"] for i in plan_items(snapshot, unrestricted.actions)] == ["rec1", "rec2"]
+    assert [i["id"] for i in plan_objects(snapshot, unrestricted.actions)] == ["rec1", "rec2"]
     plan = prune(snapshot, ["rec2"], containers=False, build_cache=True)
     assert [(a["filters"], a["bytes"], a["records"]) for a in plan.actions] == [({"id": ["rec2"]}, 200, 1)]
     assert plan.not_approved == [dict(type="build_cache", id="rec1", name="rec1", bytes=100)]
@@ -126,8 +123,7 @@ def test_retention_under_pressure_passes_over_an_unapproved_image_to_an_approved
     unrestricted = plan_retention(snapshot, pressure)
     assert [a["image"] for a in unrestricted.actions] == [hid("a1")]  # least recently used first, 5000 is enough
     under = approval([hid("a2")])
-    plan = finish_plan(snapshot, plan_retention(snapshot, pressure, under), under,
-                       lambda: plan_retention(snapshot, pressure))
+    plan = complete(snapshot, plan_retention(snapshot, pressure, under), under, plan_retention(snapshot, pressure))
     assert [a["image"] for a in plan.actions] == [hid("a2")]
     assert [n["id"] for n in plan.not_approved] == [hid("a1")]
     assert hid("a1") in plan.kept and hid("a1") not in plan.violations
@@ -158,7 +154,7 @@ def test_only_approved_items_go_and_approving_the_whole_plan_changes_nothing(cas
     snapshot, options = case
     kwargs = dict(containers=options["containers"], dangling=options["dangling"], protect_label=options["protect_label"])
     unrestricted = prune(snapshot, **kwargs)
-    items = plan_items(snapshot, unrestricted.actions)
+    items = plan_objects(snapshot, unrestricted.actions)
     # The whole plan approved: the same actions (the oracle is the plan without approval).
     assert prune(snapshot, items, **kwargs).actions == unrestricted.actions
     approved = data.draw(st.lists(st.sampled_from(items), unique_by=lambda i: i["id"])) if items else []

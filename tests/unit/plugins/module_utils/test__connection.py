@@ -25,7 +25,7 @@ def clean_env(monkeypatch):
 
 
 def validated(params):
-    result = ArgumentSpecValidator(conn.connection_argument_spec()).validate(params)
+    result = ArgumentSpecValidator(conn.connection_argument_spec().argument_spec).validate(params)
     assert not result.error_messages, result.error_messages
     return result.validated_parameters
 
@@ -147,7 +147,8 @@ def test_missing_cert_from_env_names_docker_cert_path(tmp_path):
 
 def test_cert_without_key_is_refused_by_the_spec():
     spec = conn.connection_argument_spec()
-    assert ("client_cert", "client_key") in conn.CONNECTION_REQUIRED_TOGETHER
+    assert ("client_cert", "client_key") in spec.required_together
+    spec = spec.argument_spec
     assert set(spec) >= {"docker_host", "tls", "validate_certs", "ca_path", "client_cert", "client_key",
                          "tls_hostname", "api_version", "timeout"}
 
@@ -318,7 +319,7 @@ def test_every_community_docker_connection_option_is_accepted_with_its_type_defa
     """One module_defaults group serves both collections only if each of community.docker's connection options is an
     option here, with the same type, default, aliases and environment fallback."""
     theirs = _community_docker_common_args()
-    ours = conn.connection_argument_spec()
+    ours = conn.connection_argument_spec().argument_spec
     assert set(theirs) <= set(ours), f"missing: {sorted(set(theirs) - set(ours))}"
     for name, spec in theirs.items():
         for key in ("type", "default", "aliases"):

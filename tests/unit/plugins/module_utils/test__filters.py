@@ -4,16 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.reclaim.docker.plugins.module_utils._filters import (
-    UNKNOWN_STOP,
-    UNKNOWN_TIME,
-    Filters,
-    Hold,
-    Protection,
-    label_matches,
-)
-from ansible_collections.reclaim.docker.plugins.module_utils._model import Container, Network, Snapshot
-from ansible_collections.reclaim.docker.plugins.module_utils._prune_plan import PrunePlanner
+from ansible_collections.reclaim.docker.plugins.module_utils._filters import Filters, label_matches
+from ansible_collections.reclaim.docker.plugins.module_utils._plan import UNKNOWN_STOP, UNKNOWN_TIME
 from ansible_collections.reclaim.docker.plugins.module_utils._units import ValueProblem
 
 NOW = 1_800_000_000.0
@@ -53,8 +45,15 @@ def test_until_compares_creation_time():
 def test_an_unknown_time_is_new():
     assert not Filters("networks", {"until": "720h"}, NOW).matches({}, None)
     assert Filters("networks", {"label": "a"}, NOW).matches({"a": ""}, None)
-    assert Protection({}, "1h", NOW).hold({}, None) == UNKNOWN_TIME
-    assert Protection({}, None, NOW).hold({}, None) is None
+
+
+def test_selects_names_the_unknown_time_that_alone_keeps_an_object_out():
+    filters = Filters("containers", {"until": "720h", "stopped_for": "24h", "label": "a"}, NOW)
+    assert filters.selects({"a": ""}, OLD, OLD) is True
+    assert filters.selects({"a": ""}, None, OLD) == UNKNOWN_TIME
+    assert filters.selects({"a": ""}, OLD, None) == UNKNOWN_STOP
+    assert filters.selects({}, None, None) is False  # the label keeps it out whatever the times
+    assert filters.selects({"a": ""}, NEW, OLD) is False
 
 
 @pytest.mark.parametrize("value, expected", [
@@ -88,50 +87,6 @@ def test_bad_filters_name_the_option(category, raw, fragment):
     with pytest.raises(ValueProblem) as error:
         Filters(category, raw, NOW)
     assert fragment in str(error.value)
-
-
-def test_protection():
-    protection = Protection({"references": ["registry.example.com/prod/*", "postgres:*"], "labels": ["keep"]}, "1h", NOW)
-    assert protection.hold({}, OLD, ["postgres:16"]) == Hold("protected", "protected: postgres:16 matches postgres:*")
-    assert protection.hold({}, OLD, ["registry.example.com/prod/api:1"]).category == "protected"
-    assert str(protection.hold({"keep": "x"}, OLD)) == "protected: label keep"
-    assert protection.hold({}, NEW).category == "too_young"
-    assert protection.hold({}, OLD, ["registry.example.com/dev/api:1"]) is None
-
-
-def test_bad_protection():
-    with pytest.raises(ValueProblem, match="protect.labels"):
-        Protection({"labels": ["=x"]}, None, NOW)
-    with pytest.raises(ValueProblem, match="protect.references: 'postgres' never matches"):
-        Protection({"references": ["postgres"]}, None, NOW)
-    with pytest.raises(ValueProblem, match="min_age"):
-        Protection({}, "soon", NOW)
-
-
-def test_prune_keeps_and_reports_what_only_an_unknown_time_keeps_out():
-    old, unknown, unlabelled = (Network(f"n{i}", name, created=created, labels=labels) for i, (name, created, labels)
-                                in enumerate([("old", OLD, {"a": "1"}), ("unknown", None, {"a": "1"}),
-                                              ("other", None, {})]))
-    planner = PrunePlanner(Snapshot({}, [], [], networks=[old, unknown, unlabelled]), Protection({}, None, NOW))
-    planner.networks(Filters("networks", {"until": "720h", "label": "a"}, NOW))
-    assert [a["name"] for a in planner.plan.actions] == ["old"]
-    assert planner.plan.skipped == [dict(type="network", id="n1", name="unknown", reason=str(UNKNOWN_TIME))]
-
-
-def test_stopped_for_compares_when_a_container_stopped_and_until_when_it_was_created():
-    # Created long ago: until selects both; only the one that stopped long ago has stopped for a day.
-    long_stopped, just_stopped, unknown, running = (
-        Container(f"c{i}", name, "sha256:" + "a" * 64, state=state, created=OLD, stopped=stopped)
-        for i, (name, state, stopped) in enumerate([("long", "exited", OLD + 3600), ("just", "exited", NEW),
-                                                    ("unknown", "exited", None), ("up", "running", None)]))
-    snapshot = Snapshot({}, [], [long_stopped, just_stopped, unknown, running])
-    until = PrunePlanner(snapshot, Protection({}, None, NOW))
-    until.containers(Filters("containers", {"until": "24h"}, NOW))
-    assert sorted(a["container"] for a in until.plan.actions) == ["c0", "c1", "c2"]
-    stopped_for = PrunePlanner(snapshot, Protection({}, None, NOW))
-    stopped_for.containers(Filters("containers", {"stopped_for": "24h"}, NOW))
-    assert [a["container"] for a in stopped_for.plan.actions] == ["c0"]
-    assert stopped_for.plan.skipped == [dict(type="container", id="c2", name="unknown", reason=str(UNKNOWN_STOP))]
 
 
 @pytest.mark.parametrize("value, message", [

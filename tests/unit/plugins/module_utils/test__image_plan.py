@@ -13,9 +13,11 @@ from snapshot_helpers import (
     hid,
     make_snapshot,
     recorded,
+    remove_images,
 )
 
-from ansible_collections.reclaim.docker.plugins.module_utils._image_plan import ImageRemovalPlanner, plan_image_removal
+from ansible_collections.reclaim.docker.plugins.module_utils._apply import untagged_by
+from ansible_collections.reclaim.docker.plugins.module_utils._image_plan import RemovalRequest, _ImageRemovalPlanner
 from ansible_collections.reclaim.docker.plugins.module_utils._model import short_id
 
 P = PREFIX
@@ -43,8 +45,7 @@ def test_planned_bytes_equal_what_the_engine_freed(flavour, case):
     snap = recorded(flavour)
     ids = expected(flavour)["spec_ids"]
     names = [short_id(ids[n[3:]]) if n.startswith("id:") else n for n in outcome["names"]]
-    plan = plan_image_removal(snap, names, force=outcome["force"],
-                              remove_stopped_containers=bool(outcome["containers"]))
+    plan = remove_images(snap, names, force=outcome["force"], remove_stopped_containers=bool(outcome["containers"]))
     assert plan.refusals == [] and plan.not_found == [] and plan.orphaned == []
     containers_outside = 0 if snap.containerd_store else outcome["containers_size_rw"]
     assert plan.reclaimed_bytes == outcome["layers_size_drop"] + containers_outside
@@ -61,7 +62,9 @@ def test_planned_bytes_equal_what_the_engine_freed(flavour, case):
     ("28.5", "k1_and_d1", 6_500_000),             # S counted once
     ("20.10", "stopped_with_container", 300_000),
 ])
-def test_recorded_drops_are_the_scenario_sizes(flavour, case, freed):
+def test_fixture_guard_the_recorded_drops_are_the_scenario_sizes(flavour, case, freed):
+    """A guard on the recorded fixtures, not on the code: the engines' measured drops are what the scenario's layer
+    sizes say, so the planner tests above compare with a measurement that makes sense (re-recording must keep it)."""
     assert expected(flavour)["removals"][case]["layers_size_drop"] == freed
 
 
@@ -80,7 +83,7 @@ def test_a_containerd_drop_is_content_and_snapshots():
 # ---------------------------------------------------------------- tags
 
 def test_untag_when_other_tags_remain(snap):
-    plan = plan_image_removal(snap, [P + "lab/multi:1"])
+    plan = remove_images(snap, [P + "lab/multi:1"])
     assert actions(plan) == [("untag", P + "lab/multi:1")]
     assert plan.actions[0]["bytes"] == 0 and plan.reclaimed_bytes == 0
     assert P + "lab/multi:2" in plan.actions[0]["reason"]
@@ -88,7 +91,7 @@ def test_untag_when_other_tags_remain(snap):
 
 def test_last_tag_deletes(snap):
     image = by_tag(snap, P + "lab/d3:1")
-    plan = plan_image_removal(snap, [P + "lab/d3:1"])
+    plan = remove_images(snap, [P + "lab/d3:1"])
     assert actions(plan) == [("delete_image", P + "lab/d3:1")]
     assert plan.actions[0]["image"] == image.id and plan.actions[0]["untags"] == [P + "lab/d3:1"] + (
         list(image.repo_digests))
@@ -97,7 +100,7 @@ def test_last_tag_deletes(snap):
 
 
 def test_two_tags_of_one_image_in_one_call(snap):
-    plan = plan_image_removal(snap, [P + "lab/d1:2", P + "lab/d1:1"])
+    plan = remove_images(snap, [P + "lab/d1:2", P + "lab/d1:1"])
     assert actions(plan) == [("untag", P + "lab/d1:2"), ("delete_image", P + "lab/d1:1")]
     assert plan.actions[0]["bytes"] == 0
     if not snap.containerd_store:
@@ -105,7 +108,7 @@ def test_two_tags_of_one_image_in_one_call(snap):
 
 
 def test_a_name_listed_twice_is_removed_once(snap):
-    plan = plan_image_removal(snap, [P + "lab/d3:1", P + "lab/d3:1"])
+    plan = remove_images(snap, [P + "lab/d3:1", P + "lab/d3:1"])
     assert actions(plan) == [("delete_image", P + "lab/d3:1")]
     assert plan.not_found == [P + "lab/d3:1"]  # the second time it is already gone
     assert plan.refusals == []
@@ -113,34 +116,34 @@ def test_a_name_listed_twice_is_removed_once(snap):
 
 def test_an_image_named_by_tag_and_by_id_is_deleted_once(snap):
     image = by_tag(snap, P + "lab/d3:1")
-    plan = plan_image_removal(snap, [P + "lab/d3:1", short_id(image.id)])
+    plan = remove_images(snap, [P + "lab/d3:1", short_id(image.id)])
     assert [a["action"] for a in plan.actions] == ["delete_image"]
     assert plan.not_found == [short_id(image.id)]
 
 
 @pytest.mark.parametrize("name", [P + "lab/nope:1", "1", "12", "abcdef", "sha256:" + "f" * 64, "nope"])
 def test_absent(snap, name):
-    plan = plan_image_removal(snap, [name], force=True, remove_stopped_containers=True)
+    plan = remove_images(snap, [name], force=True, remove_stopped_containers=True)
     assert plan.actions == [] and plan.refusals == [] and plan.not_found == [name]
 
 
 def test_tag_completes_each_name_without_tag_or_digest():
     """image_remove's tag (community.docker.docker_image_remove's): NAME:TAG for a bare name; a name's own tag wins."""
     snap = make_snapshot([("a", ["lab/a:1", "lab/a:2", "lab/a:3"], ["a"], None)])
-    plan = plan_image_removal(snap, ["lab/a", "lab/a:3"], tag="2")
+    plan = remove_images(snap, ["lab/a", "lab/a:3"], tag="2")
     assert actions(plan) == [("untag", "lab/a:2"), ("untag", "lab/a:3")]
     assert plan.not_found == []
 
 
 def test_tag_leaves_ids_alone_and_names_without_the_tag_are_not_found():
     snap = make_snapshot([("a", ["lab/a:1"], ["a"], None)])
-    assert plan_image_removal(snap, ["lab/a"], tag="9").not_found == ["lab/a"]
-    assert actions(plan_image_removal(snap, [hid("a")], tag="9")) == [("delete_image", hid("a"))]
+    assert remove_images(snap, ["lab/a"], tag="9").not_found == ["lab/a"]
+    assert actions(remove_images(snap, [hid("a")], tag="9")) == [("delete_image", hid("a"))]
 
 
 def test_docker_io_names_resolve_like_the_cli():
     snap = make_snapshot([("bb", ["busybox:latest"], ["bb"], None)])
-    plan = plan_image_removal(snap, ["docker.io/library/busybox"])
+    plan = remove_images(snap, ["docker.io/library/busybox"])
     assert actions(plan) == [("delete_image", "busybox:latest")]
 
 
@@ -148,7 +151,7 @@ def test_docker_io_names_resolve_like_the_cli():
 
 def test_id_with_several_tags_is_refused_without_force_and_names_the_tags(snap):
     image = by_tag(snap, P + "lab/multi:1")
-    plan = plan_image_removal(snap, [short_id(image.id)])
+    plan = remove_images(snap, [short_id(image.id)])
     assert plan.actions == []
     [refusal] = plan.refusals
     assert refusal["name"] == short_id(image.id)
@@ -159,12 +162,12 @@ def test_id_with_several_tags_is_refused_without_force_and_names_the_tags(snap):
 
 def test_id_with_several_tags_in_one_repository_is_refused_too(snap):
     image = by_tag(snap, P + "lab/d1:1")
-    assert plan_image_removal(snap, [image.id]).refusals
+    assert remove_images(snap, [image.id]).refusals
 
 
 def test_id_with_several_tags_and_force_untags_all_and_deletes(snap):
     image = by_tag(snap, P + "lab/multi:1")
-    plan = plan_image_removal(snap, [image.id], force=True)
+    plan = remove_images(snap, [image.id], force=True)
     assert actions(plan) == [("delete_image", image.id)]
     action = plan.actions[0]
     assert action["force"] is True
@@ -175,7 +178,7 @@ def test_id_with_several_tags_and_force_untags_all_and_deletes(snap):
 
 def test_dangling_image_by_short_id(snap):
     dangling = next(i for i in snap.images.values() if not i.repo_tags and not i.manifests[1:])
-    plan = plan_image_removal(snap, [short_id(dangling.id)])
+    plan = remove_images(snap, [short_id(dangling.id)])
     assert actions(plan) == [("delete_image", dangling.id)] and plan.actions[0]["force"] is False
     if not snap.containerd_store:
         assert plan.reclaimed_bytes == 150_000
@@ -185,7 +188,7 @@ def test_six_hex_short_id(snap):
     image = by_tag(snap, P + "lab/d3:1")
     prefix = image.id[7:13]
     assert sum(i.id[7:].startswith(prefix) for i in snap.images.values()) == 1
-    assert actions(plan_image_removal(snap, [prefix])) == [("delete_image", image.id)]
+    assert actions(remove_images(snap, [prefix])) == [("delete_image", image.id)]
 
 
 # ---------------------------------------------------------------- containers
@@ -201,7 +204,7 @@ def _running_names(snap):
 def test_running_container_refuses_with_and_without_force(snap, force, remove_stopped, which):
     name = _running_names(snap)[which]
     web = container_named(snap, "rec-web")
-    plan = plan_image_removal(snap, [name], force=force, remove_stopped_containers=remove_stopped)
+    plan = remove_images(snap, [name], force=force, remove_stopped_containers=remove_stopped)
     assert plan.actions == [] and plan.orphaned == []
     [refusal] = plan.refusals
     assert refusal["name"] == name
@@ -212,13 +215,13 @@ def test_running_container_refuses_with_and_without_force(snap, force, remove_st
 @pytest.mark.parametrize("state", ["running", "paused", "restarting"])
 def test_paused_and_restarting_containers_hold_their_image_as_running_ones(state):
     snap = make_snapshot([("a", ["lab/a:1"], ["a"], None)], containers=[("c", "a", state, 0)])
-    plan = plan_image_removal(snap, ["lab/a:1"], force=True, remove_stopped_containers=True)
+    plan = remove_images(snap, ["lab/a:1"], force=True, remove_stopped_containers=True)
     assert plan.actions == [] and state in plan.refusals[0]["reason"]
 
 
 def test_stopped_container_refuses_and_suggests_remove_stopped_containers(snap):
     halted = container_named(snap, "rec-halted")
-    plan = plan_image_removal(snap, [P + "lab/stop:1"])
+    plan = remove_images(snap, [P + "lab/stop:1"])
     assert plan.actions == []
     [refusal] = plan.refusals
     for part in ("remove_stopped_containers", "rec-halted", short_id(halted.id), "exited"):
@@ -227,7 +230,7 @@ def test_stopped_container_refuses_and_suggests_remove_stopped_containers(snap):
 
 def test_stopped_container_removed_first_with_remove_stopped_containers(snap):
     halted = container_named(snap, "rec-halted")
-    plan = plan_image_removal(snap, [P + "lab/stop:1"], remove_stopped_containers=True)
+    plan = remove_images(snap, [P + "lab/stop:1"], remove_stopped_containers=True)
     assert [a["action"] for a in plan.actions] == ["remove_container", "delete_image"]
     # The containerd store gives a container an init snapshot too (28 KiB), which SizeRw does not count.
     init_snapshot = 28_672 if snap.containerd_store else 0
@@ -240,8 +243,10 @@ def test_stopped_container_removed_first_with_remove_stopped_containers(snap):
 
 def test_force_alone_on_a_stopped_containers_image_untags_and_orphans(snap):
     halted = container_named(snap, "rec-halted")
-    plan = plan_image_removal(snap, [P + "lab/stop:1"], force=True)
+    plan = remove_images(snap, [P + "lab/stop:1"], force=True)
     assert actions(plan) == [("force_untag", P + "lab/stop:1")]
+    # Its last tag: every reference goes with it, the containerd store's repo@digest too.
+    assert plan.actions[0]["untags"] == sorted(by_tag(snap, P + "lab/stop:1").references)
     assert plan.actions[0]["bytes"] == 0 and plan.reclaimed_bytes == 0
     assert plan.actions[0]["record_deleted"] is (not snap.containerd_store)
     [orphan] = plan.orphaned
@@ -253,7 +258,7 @@ def test_force_alone_on_a_stopped_containers_image_untags_and_orphans(snap):
 
 def test_force_by_id_on_a_stopped_containers_image_deletes_the_record_on_every_store(snap):
     image = by_tag(snap, P + "lab/stop:1")
-    plan = plan_image_removal(snap, [image.id], force=True)
+    plan = remove_images(snap, [image.id], force=True)
     assert [a["action"] for a in plan.actions] == ["force_untag"] and plan.actions[0]["record_deleted"] is True
     # The container keeps the layers; on the containerd store the record's content goes with it, but for the base
     # layer's blob (1,986,560 B of tar), which the other images hold.
@@ -263,8 +268,8 @@ def test_force_by_id_on_a_stopped_containers_image_deletes_the_record_on_every_s
 
 def test_stopped_container_of_a_multi_tag_image_only_untags():
     snap = make_snapshot([("a", ["lab/a:1", "lab/a:2"], ["a"], None)], containers=[("c", "a", "exited", 9)])
-    assert actions(plan_image_removal(snap, ["lab/a:1"])) == [("untag", "lab/a:1")]
-    plan = plan_image_removal(snap, ["lab/a:1", "lab/a:2"], remove_stopped_containers=True)
+    assert actions(remove_images(snap, ["lab/a:1"])) == [("untag", "lab/a:1")]
+    plan = remove_images(snap, ["lab/a:1", "lab/a:2"], remove_stopped_containers=True)
     assert actions(plan) == [("untag", "lab/a:1"), ("remove_container", "c"), ("delete_image", "lab/a:2")]
     assert plan.reclaimed_bytes == 1000 + 9
 
@@ -272,7 +277,7 @@ def test_stopped_container_of_a_multi_tag_image_only_untags():
 def test_two_stopped_containers_are_both_removed():
     snap = make_snapshot([("a", ["lab/a:1"], ["base", "a"], None), ("k", ["lab/k:1"], ["base", "k"], None)],
                          containers=[("c2", "a", "exited", 5), ("c1", "a", "created", 0)])
-    plan = plan_image_removal(snap, ["lab/a:1"], remove_stopped_containers=True)
+    plan = remove_images(snap, ["lab/a:1"], remove_stopped_containers=True)
     assert actions(plan) == [("remove_container", "c1"), ("remove_container", "c2"), ("delete_image", "lab/a:1")]
     assert [a["bytes"] for a in plan.actions] == [0, 5, 1000]
 
@@ -283,15 +288,34 @@ def test_containerd_digest_reference_removes_that_repositorys_tags():
     snap = recorded("28.5-containerd")
     image = by_tag(snap, P + "lab/d1:1")
     [digest] = image.repo_digests
-    plan = plan_image_removal(snap, [digest])
+    plan = remove_images(snap, [digest])
     assert actions(plan) == [("delete_image", digest)]
 
 
 def test_removing_a_repositorys_last_tag_drops_its_digest():
     snap = recorded("28.5-containerd")
-    plan = plan_image_removal(snap, [P + "other/multi:1"])
+    image = by_tag(snap, P + "other/multi:1")
+    plan = remove_images(snap, [P + "other/multi:1"])
     assert actions(plan) == [("untag", P + "other/multi:1")]
-    assert "@" not in plan.actions[0]["reason"]
+    # The image keeps lab/multi's tags and digest; other/multi's digest goes with its last tag, and is reported.
+    assert f"{P}other/multi@{image.id}" not in plan.actions[0]["reason"]
+    assert f"{P}lab/multi@{image.id}" in plan.actions[0]["reason"]
+    assert plan.actions[0]["untags"] == [f"{P}other/multi:1", f"{P}other/multi@{image.id}"]
+
+
+def test_an_image_in_two_repositories_loses_every_reference_it_had(snap):
+    """By its names one by one or by ID with force: `untags` (so `untagged`) holds every reference the image had,
+    each repository's digests with its last tag, as image inspect lists them (the containerd store's recorded snapshot
+    holds both repositories' digests, as inspect does)."""
+    image = by_tag(snap, P + "other/multi:1")
+    by_names = remove_images(snap, sorted(image.repo_tags))
+    assert actions(by_names) == [("untag", P + "lab/multi:1"), ("untag", P + "lab/multi:2"),
+                                 ("delete_image", P + "other/multi:1")]
+    assert untagged_by(by_names.actions) == sorted(image.references)
+    by_id = remove_images(snap, [image.id], force=True)
+    assert by_id.actions[0]["untags"] == untagged_by(by_id.actions) == sorted(image.references)
+    if snap.containerd_store:
+        assert image.repo_digests == (f"{P}lab/multi@{image.id}", f"{P}other/multi@{image.id}")
 
 
 # ---------------------------------------------------------------- prune of untagged parents
@@ -312,7 +336,7 @@ CHAIN_SIZES = {"r": 100, "m": 20, "a": 3}
 ])
 def test_prune_of_untagged_parents(store, prune, deleted, freed):
     snap = make_snapshot(CHAIN, sizes=CHAIN_SIZES, store=store)
-    plan = plan_image_removal(snap, ["lab/app:1"], prune_parents=prune)
+    plan = remove_images(snap, ["lab/app:1"], prune_parents=prune)
     assert [a["image"] for a in plan.actions] == [hid(n) for n in deleted]
     assert all(a["action"] == "delete_image" for a in plan.actions)
     assert [a["bytes"] for a in plan.actions] == [{"app": 3, "mid": 20, "root": 100}[n] for n in deleted]
@@ -328,20 +352,20 @@ def test_prune_of_untagged_parents(store, prune, deleted, freed):
 @pytest.mark.parametrize("store", ["overlay2", "containerd"])
 def test_prune_stops_at_a_needed_parent(extra_images, containers, deleted, store):
     snap = make_snapshot(CHAIN + extra_images, containers=containers, sizes=CHAIN_SIZES, store=store)
-    plan = plan_image_removal(snap, ["lab/app:1"])
+    plan = remove_images(snap, ["lab/app:1"])
     assert [a["image"] for a in plan.actions] == [hid(n) for n in deleted]
 
 
 def test_prune_keeps_a_tagged_parent():
     chain = [("root", ["lab/root:1"], ["r"], None)] + CHAIN[1:]
-    plan = plan_image_removal(make_snapshot(chain, sizes=CHAIN_SIZES), ["lab/app:1"])
+    plan = remove_images(make_snapshot(chain, sizes=CHAIN_SIZES), ["lab/app:1"])
     assert [a["image"] for a in plan.actions] == [hid("app"), hid("mid")]
 
 
 @pytest.mark.parametrize("store, refused", [("overlay2", True), ("containerd", False)])
 def test_parent_with_a_child_is_refused_on_graphdriver_only(store, refused):
     snap = make_snapshot(CHAIN, sizes=CHAIN_SIZES, store=store)
-    plan = plan_image_removal(snap, [hid("mid")], force=True, prune_parents=False)
+    plan = remove_images(snap, [hid("mid")], force=True, prune_parents=False)
     if refused:
         assert plan.actions == [] and "child" in plan.refusals[0]["reason"]
         assert short_id(hid("app")) in plan.refusals[0]["reason"]
@@ -351,7 +375,7 @@ def test_parent_with_a_child_is_refused_on_graphdriver_only(store, refused):
 
 def test_child_then_parent_in_one_call_is_allowed():
     snap = make_snapshot(CHAIN, sizes=CHAIN_SIZES)
-    plan = plan_image_removal(snap, ["lab/app:1", hid("mid")], prune_parents=False)
+    plan = remove_images(snap, ["lab/app:1", hid("mid")], prune_parents=False)
     assert [a["image"] for a in plan.actions] == [hid("app"), hid("mid")] and plan.refusals == []
 
 
@@ -364,7 +388,7 @@ def c8d():
 
 def test_platform_shared_with_another_image_is_refused(c8d):
     other = by_tag(c8d, P + "lab/mp-amd64:1")
-    plan = plan_image_removal(c8d, [P + "lab/mp:1"], platform="linux/amd64")
+    plan = remove_images(c8d, [P + "lab/mp:1"], platform="linux/amd64")
     assert plan.actions == []
     [refusal] = plan.refusals
     assert short_id(other.id) in refusal["reason"] and "force" in refusal["reason"]
@@ -372,7 +396,7 @@ def test_platform_shared_with_another_image_is_refused(c8d):
 
 def test_platform_shared_with_force_is_removed(c8d):
     image = by_tag(c8d, P + "lab/mp:1")
-    plan = plan_image_removal(c8d, [P + "lab/mp:1"], platform="linux/amd64", force=True)
+    plan = remove_images(c8d, [P + "lab/mp:1"], platform="linux/amd64", force=True)
     [action] = plan.actions
     assert action["action"] == "delete_platform" and action["image"] == image.id
     # Its manifest, config, layer blob and snapshot, which mp-amd64 loses too; both indexes stay.
@@ -380,7 +404,7 @@ def test_platform_shared_with_force_is_removed(c8d):
 
 
 def test_unshared_platform_is_removed_without_force(c8d):
-    plan = plan_image_removal(c8d, [P + "lab/mp:1"], platform="linux/arm64")
+    plan = remove_images(c8d, [P + "lab/mp:1"], platform="linux/arm64")
     [action] = plan.actions
     assert (action["action"], action["platform"]) == ("delete_platform", "linux/arm64")
     assert action["reference"] == P + "lab/mp:1"
@@ -391,16 +415,16 @@ def test_unshared_platform_is_removed_without_force(c8d):
 def test_platform_bytes_equal_what_the_engine_freed(c8d, case):
     """Measured once containerd's collector had run; part's arm64 was pulled in part (its manifest only)."""
     outcome = expected("28.5-containerd")["platform_removals"][case]
-    plan = plan_image_removal(c8d, [outcome["reference"]], platform=outcome["platform"], force=True)
+    plan = remove_images(c8d, [outcome["reference"]], platform=outcome["platform"], force=True)
     assert plan.refusals == [] and plan.not_found == []
     assert plan.reclaimed_bytes == outcome["layers_size_drop"]
 
 
 def test_removing_the_platforms_then_the_image_frees_all_it_held_once(c8d):
     image = by_tag(c8d, P + "lab/part:1")
-    plan = plan_image_removal(c8d, [P + "lab/part:1"], platform="linux/arm64")
-    plan_all = plan_image_removal(c8d, [P + "lab/part:1"])
-    planner = ImageRemovalPlanner(c8d)
+    plan = remove_images(c8d, [P + "lab/part:1"], platform="linux/arm64")
+    plan_all = remove_images(c8d, [P + "lab/part:1"])
+    planner = _ImageRemovalPlanner(c8d, RemovalRequest([]), None)  # the planner's steps, in an order no request has
     for platform in ("linux/amd64", "linux/arm64"):
         planner.remove_platform(P + "lab/part:1", platform)
     planner.remove(P + "lab/part:1")
@@ -414,7 +438,7 @@ def test_removing_the_platforms_then_the_image_frees_all_it_held_once(c8d):
     (P + "lab/nope:1", "linux/amd64", P + "lab/nope:1"),
 ])
 def test_platform_absent(c8d, name, platform, absent):
-    plan = plan_image_removal(c8d, [name], platform=platform)
+    plan = remove_images(c8d, [name], platform=platform)
     assert plan.actions == [] and plan.not_found == [absent]
 
 
@@ -446,13 +470,13 @@ def test_orphaned_container_keeps_the_shared_layers_on_the_engine(flavour):
 @pytest.mark.parametrize("flavour", OVERLAY2)
 def test_bytes_freed_next_to_an_orphaned_container_are_what_the_engine_deleted(flavour):
     snap, removal = _orphaned(flavour)
-    plan = plan_image_removal(snap, removal["names"])
+    plan = remove_images(snap, removal["names"])
     deleted_layers = {e["Deleted"] for e in removal["engine_response"] if "Deleted" in e} - set(snap.images)
     assert plan.reclaimed_bytes == sum(snap.layer_sizes[k] for k in deleted_layers)
 
 
 def test_an_orphaned_image_is_reported_once():
     snap = make_snapshot([("a", ["lab/a:1"], ["a"], None)], containers=[("c", "a", "exited", 5)], store="containerd")
-    plan = plan_image_removal(snap, ["lab/a:1", hid("a")], force=True)
+    plan = remove_images(snap, ["lab/a:1", hid("a")], force=True)
     assert [a["action"] for a in plan.actions] == ["force_untag", "force_untag"]
     assert [o["image"] for o in plan.orphaned] == [hid("a")]

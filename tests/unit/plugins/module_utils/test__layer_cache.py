@@ -15,12 +15,11 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ansible_collections.reclaim.docker.plugins.module_utils import _layer_cache
+from ansible_collections.reclaim.docker.plugins.module_utils import _host_files, _layer_cache
 from ansible_collections.reclaim.docker.plugins.module_utils._layer_cache import (
     CACHE_FORMAT,
     LayerCache,
     cache_file_name,
-    default_cache_dir,
     layer_cache_argument_spec,
 )
 
@@ -237,27 +236,8 @@ def test_an_engine_without_id_gets_a_disabled_cache(directory, engine_id):
     assert not os.path.exists(directory)
 
 
-def test_default_cache_dir():
-    assert default_cache_dir({"XDG_CACHE_HOME": "/x/cache", "HOME": "/home/u"}) == "/x/cache/reclaim.docker"
-    assert default_cache_dir({"HOME": "/home/u"}) == "/home/u/.cache/reclaim.docker"
-    # The XDG Base Directory specification: an empty or relative value is ignored.
-    assert default_cache_dir({"XDG_CACHE_HOME": "", "HOME": "/home/u"}) == "/home/u/.cache/reclaim.docker"
-    assert default_cache_dir({"XDG_CACHE_HOME": "cache", "HOME": "/home/u"}) == "/home/u/.cache/reclaim.docker"
-
-
-def test_default_cache_dir_reads_the_environment(monkeypatch, tmp_path):
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    assert default_cache_dir() == str(tmp_path / "xdg" / "reclaim.docker")
-    cache = LayerCache.for_engine(None, ENGINE)
-    assert cache.path == os.path.join(str(tmp_path / "xdg" / "reclaim.docker"), cache_file_name(ENGINE))
-    cache.put(IMAGE_A, [BASE], [1])
-    cache.save({IMAGE_A})
-    assert os.path.isfile(cache.path)
-    assert LayerCache.for_engine("", ENGINE).path == cache.path  # an empty layer_cache_dir is the default too
-
-
 def test_argument_spec_matches_the_doc_fragment():
-    spec = layer_cache_argument_spec()
+    spec = layer_cache_argument_spec().argument_spec
     assert spec == {"layer_cache": {"type": "bool", "default": True}, "layer_cache_dir": {"type": "path"}}
     fragment = importlib.import_module("ansible_collections.reclaim.docker.plugins.doc_fragments._layer_cache")
     options = yaml.safe_load(fragment.ModuleDocFragment.DOCUMENTATION)["options"]
@@ -320,7 +300,7 @@ def test_a_failed_write_leaves_the_old_file_and_no_temp_file(directory, monkeypa
     assert read(cache_path(directory)) == before
 
 
-@pytest.mark.parametrize("target", ["fsync", "_create_temporary"])
+@pytest.mark.parametrize("target", ["fsync", "create_temporary"])
 def test_io_errors_while_writing_become_problems(directory, monkeypatch, target):
     def fail(*args, **kwargs):
         raise OSError(5, "Input/output error")
@@ -328,7 +308,7 @@ def test_io_errors_while_writing_become_problems(directory, monkeypatch, target)
     if target == "fsync":
         monkeypatch.setattr(_layer_cache.os, "fsync", fail)
     else:
-        monkeypatch.setattr(_layer_cache, "_create_temporary", fail)
+        monkeypatch.setattr(_host_files, "create_temporary", fail)
     cache = LayerCache.for_engine(directory, ENGINE)
     cache.put(IMAGE_A, [BASE], [1])
     cache.save({IMAGE_A})
@@ -350,11 +330,21 @@ def test_a_read_only_directory_is_a_problem_not_an_exception(directory, monkeypa
     def refuse(*args, **kwargs):
         raise PermissionError(13, "Permission denied", os.path.join(directory, ".layers-x.tmp"))
 
-    monkeypatch.setattr(_layer_cache, "_create_temporary", refuse)
+    monkeypatch.setattr(_host_files, "create_temporary", refuse)
     cache = LayerCache.for_engine(directory, ENGINE)
     cache.put(IMAGE_A, [BASE], [1])
     cache.save({IMAGE_A})
     one_problem(cache, "not written", "Permission denied", directory)
+
+
+def test_the_cache_goes_to_the_default_directory(monkeypatch, tmp_path):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    cache = LayerCache.for_engine(None, ENGINE)
+    assert cache.path == os.path.join(str(tmp_path / "xdg" / "reclaim.docker"), cache_file_name(ENGINE))
+    cache.put(IMAGE_A, [BASE], [1])
+    cache.save({IMAGE_A})
+    assert os.path.isfile(cache.path)
+    assert LayerCache.for_engine("", ENGINE).path == cache.path  # an empty layer_cache_dir is the default too
 
 
 def test_a_disabled_cache_does_nothing(tmp_path, monkeypatch):

@@ -9,14 +9,11 @@ import re
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from strategies import DURATIONS, FILTER_KEYS, GRAMMAR_TEXT, IMAGE_NAMES, SIZES, TIMES, VALUES
 
-from ansible_collections.reclaim.docker.plugins.module_utils._filters import (
-    ALLOWED_KEYS,
-    Filters,
-    Protection,
-    check_reference_glob,
-)
+from ansible_collections.reclaim.docker.plugins.module_utils._filters import ALLOWED_KEYS, Filters
 from ansible_collections.reclaim.docker.plugins.module_utils._model import check_image_name
+from ansible_collections.reclaim.docker.plugins.module_utils._protection import Protection, check_reference_glob
 from ansible_collections.reclaim.docker.plugins.module_utils._units import (
     INT64_MAX,
     MAX_DURATION,
@@ -29,36 +26,6 @@ from ansible_collections.reclaim.docker.plugins.module_utils._units import (
 
 NOW = 1_800_000_000.0
 FUZZ = settings(max_examples=300, deadline=None)
-
-# Near misses are where parsers go wrong: text from the characters the grammars use, forms close to valid ones,
-# huge numbers, and any text at all.
-GRAMMAR_TEXT = st.text(alphabet="abzAZ09:._-/@*?[]!{}= \n\tµ+sha256", max_size=40)
-# Numbers as text, up to far past what a float holds (a float of 310 digits is infinite).
-NUMBERS = st.one_of(st.from_regex(r"[0-9]{1,25}(\.[0-9]{0,3})?", fullmatch=True),
-                    st.integers(min_value=300, max_value=420).map(lambda digits: "9" * digits))
-DURATIONS = st.one_of(
-    st.text(max_size=12),
-    st.from_regex(r"[-+]?([0-9]{0,3}(\.[0-9]{0,3})?(ns|us|µs|ms|s|m|h|d|w|y|H|)){1,3}", fullmatch=True),
-    st.tuples(st.sampled_from(["", "-", "+"]), NUMBERS, st.sampled_from(["h", "d", "w", "ns", "1s", ""])).map("".join),
-)
-SIZES = st.one_of(
-    st.integers(min_value=-2 ** 70, max_value=2 ** 70), st.booleans(), st.text(max_size=12),
-    st.tuples(st.sampled_from(["", " ", "-"]), NUMBERS, st.from_regex(r" ?[kKmMgGtTpPxX]?[iI]?[bB]? ?", fullmatch=True))
-    .map("".join),
-)
-TIMES = st.one_of(
-    DURATIONS,
-    st.from_regex(r"[0-9]{4}-[0-9]{2}-[0-9]{2}(T[0-9]{2}(:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,12})?)?)?)?([zZ]|[+-][0-9]{2}:[0-9]{2})?",
-                  fullmatch=True),
-    NUMBERS,
-)
-# What a YAML value can be: filters and protect come from users' YAML as any of these.
-SCALARS = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), GRAMMAR_TEXT, TIMES)
-VALUES = st.recursive(SCALARS, lambda inner: st.one_of(st.lists(inner, max_size=3),
-                                                       st.dictionaries(GRAMMAR_TEXT, inner, max_size=3)), max_leaves=6)
-IMAGE_NAMES = st.one_of(
-    GRAMMAR_TEXT, st.from_regex(r"[a-z0-9.:/_-]{1,30}(:[\w.-]{0,5})?(@sha256:[0-9a-fA-F]{60,66})?", fullmatch=True))
-FILTER_KEYS = st.one_of(st.sampled_from(sorted({k for keys in ALLOWED_KEYS.values() for k in keys})), GRAMMAR_TEXT)
 
 
 def refused_by_name(call, option):

@@ -5,29 +5,22 @@ from __future__ import annotations
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from snapshot_helpers import FLAVOURS, PREFIX, expected, hid, make_snapshot, recorded
-from test__plan_properties import SETTINGS, oracle_bytes, snapshots
+from accounting_oracle import oracle_bytes
+from snapshot_helpers import (
+    DAY,
+    FLAVOURS,
+    NOW,
+    PREFIX,
+    expected,
+    hid,
+    policy,
+    recorded,
+    snapshot_with_ages,
+)
+from strategies import SETTINGS, pressures, retention_cases
 
-from ansible_collections.reclaim.docker.plugins.module_utils._filters import Protection
 from ansible_collections.reclaim.docker.plugins.module_utils._model import Snapshot, repository_of
-from ansible_collections.reclaim.docker.plugins.module_utils._retention_plan import RetentionPolicy, plan_retention
-
-NOW = 1_800_000_000.0
-DAY = 86400.0
-
-
-def snapshot_with_ages(images, containers=(), sizes=None):
-    """IMAGES: [(name, tags, layers, age in days, labels)]."""
-    snapshot = make_snapshot([(n, t, l, None) for n, t, l, _a, _lb in images], containers, sizes)
-    for name, _tags, _layers, age, labels in images:
-        snapshot.images[hid(name)].created = NOW - age * DAY
-        snapshot.images[hid(name)].labels = labels
-    return snapshot
-
-
-def policy(**kwargs):
-    protection = Protection(kwargs.pop("protect", None), kwargs.pop("min_age", None), NOW)
-    return RetentionPolicy(NOW, protection, **kwargs)
+from ansible_collections.reclaim.docker.plugins.module_utils._retention_plan import plan_retention
 
 
 APPS = [
@@ -182,30 +175,6 @@ def test_on_recorded_engines_a_budget_stops_at_the_floor(flavour):
     assert plan.eviction["short_by_bytes"] == used - freed - 1
     floor = unused_tagged(snapshot) - {ids["d3"]}
     assert plan.eviction["held"] == dict(protected=0, in_use=2, too_young=0, keep_last=len(floor), dangling_excluded=1)
-
-
-@st.composite
-def retention_cases(draw, keep_last=st.one_of(st.none(), st.integers(0, 3))):
-    snapshot = draw(snapshots())
-    for image in snapshot.images.values():
-        image.created = NOW - draw(st.integers(0, 100)) * DAY
-        if draw(st.booleans()):
-            image.labels["keep"] = "1"
-    return snapshot, dict(
-        keep_last=draw(keep_last),
-        max_age=draw(st.one_of(st.none(), st.integers(1, 90).map(lambda d: d * DAY))),
-        min_age=draw(st.sampled_from([None, "72h"])),
-        dangling=draw(st.booleans()),
-    )
-
-
-@st.composite
-def pressures(draw):
-    """None, or disk pressure with marks anywhere around the usage (eviction that reaches the low mark, or not)."""
-    if draw(st.booleans()):
-        return None
-    high = draw(st.integers(0, 60_000))
-    return dict(used=draw(st.integers(0, 100_000)), high=high, low=draw(st.integers(0, high)), mark="test")
 
 
 def the_keep_last_newest(snapshot, keep_last):

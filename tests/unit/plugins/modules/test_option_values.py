@@ -11,14 +11,7 @@ from unittest import mock
 
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
-from unit.plugins.module_utils.test__option_values import (
-    DURATIONS,
-    FILTER_KEYS,
-    GRAMMAR_TEXT,
-    IMAGE_NAMES,
-    SIZES,
-    VALUES,
-)
+from unit.plugins.module_utils.strategies import DURATIONS, FILTER_KEYS, GRAMMAR_TEXT, IMAGE_NAMES, SIZES, VALUES
 
 try:
     from ansible.module_utils.testing import patch_module_args
@@ -42,7 +35,7 @@ def run(module, args):
     main = importlib.import_module(f"{PLUGINS}.modules.{module}").main
     out = io.StringIO()
     with patch_module_args(dict(args, docker_host="unix:///nonexistent.sock")), contextlib.redirect_stdout(out), \
-            mock.patch(f"{PLUGINS}.module_utils._pipeline.connect_module", side_effect=ReachedTheEngine):
+            mock.patch(f"{PLUGINS}.module_utils._runner.connect", side_effect=ReachedTheEngine):
         try:
             main()
         except ReachedTheEngine:
