@@ -426,8 +426,8 @@ def test_the_report_is_copied_to_a_host_over_ssh(tmp_path, report_host):
     try:
         code, output = run_fixture(tmp_path, "--check", "-e", "fleet_report_fail_on_host_problems=false",
                                    "-e", f"fleet_report_dir={tmp_path / 'report'}",
-                                   "-e", json.dumps({"fleet_report_copy_to": {"host": "reports",
-                                                                             "path": str(destination / "audits")}}),
+                                   "-e", json.dumps({"fleet_report_copy_to": {
+                                       "host": "reports", "path": str(destination / "audits")}}),
                                    inventories=[inventory])
         assert code == 4, output
         delivered = destination / "audits" / "report"
@@ -444,8 +444,8 @@ def test_the_report_is_copied_to_a_host_over_ssh(tmp_path, report_host):
             "ansible_ssh_common_args": "-o ConnectTimeout=2 -o StrictHostKeyChecking=no"}}}}}}))
         code, output = run_fixture(tmp_path, "-e", "fleet_report_fail_on_host_problems=false",
                                    "-e", f"fleet_report_dir={tmp_path / 'again'}",
-                                   "-e", json.dumps({"fleet_report_copy_to": {"host": "reports",
-                                                                             "path": str(destination)}}),
+                                   "-e", json.dumps({"fleet_report_copy_to": {
+                                       "host": "reports", "path": str(destination)}}),
                                    inventories=[inventory])
         assert code == 4, output  # ghost is unreachable, which the exit code says first
         assert "could not be delivered (fleet_report_copy_to): reports could not be reached" in output

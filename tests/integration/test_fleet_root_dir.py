@@ -133,4 +133,3 @@ def test_a_host_the_walk_cannot_read_fails_naming_root_dir_before_anything_chang
     entry = json.loads((report_dir / "fleet-report.json").read_text())["hosts"]["HOST"]
     assert entry["status"] == "failed" and entry["root_dir"] is None
     assert entry["error"].startswith("root_dir reads Docker's root dir on the host the module runs on"), entry["error"]
-

@@ -101,7 +101,7 @@ def test_the_tarballs_readme_is_the_users_and_its_links_resolve_inside_it(tmp_pa
         if "://" in target:
             assert target.startswith(documentation), f"{target}: only the documentation site may be linked"
             continue
-        path, _, anchor = target.partition("#")
+        path, anchor = (target.split("#", 1) + [""])[:2]
         path = posixpath.normpath(path) if path else readme_name
         assert path in members, f"{target}: not in the tarball"
         if anchor:

@@ -309,10 +309,10 @@ def test_a_cleanup_run_reads_the_ledger_the_tracker_wrote(ansible, engine, prefi
     own = engines.start(engine.flavour, "trc-" + engine.flavour.replace(".", ""))
     notify = systemd.NotifySocket(service_root)
     try:
-        built = scenario.build(own.docker_host, {"layers": {"u1": 300_000, "u2": 200_000}, "images": [
+        spec = {"layers": {"u1": 300_000, "u2": 200_000}, "images": [
             {"name": "older", "tags": ["lab/older:1"], "layers": ["u1"], "created": "2000-01-01T00:00:00Z"},
-            {"name": "old", "tags": ["lab/old:1"], "layers": ["u2"], "created": "2000-06-01T00:00:00Z"}]},
-                               prefix=prefix)
+            {"name": "old", "tags": ["lab/old:1"], "layers": ["u2"], "created": "2000-06-01T00:00:00Z"}]}
+        built = scenario.build(own.docker_host, spec, prefix=prefix)
         older, old = built.images["older"]["id"], built.images["old"]["id"]
         service = systemd.run_service(installed_unit(ansible, service_root), notify,
                                       replace={"unix:///nowhere": own.docker_host})
