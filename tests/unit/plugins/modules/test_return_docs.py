@@ -147,3 +147,13 @@ def test_image_retention_emits_only_documented_actions(case):
     snapshot, options = case
     plan = plan_retention(snapshot, policy(**options))
     assert {a["action"] for a in plan.actions} <= documented_actions("image_retention")
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_each_doc_block_is_yaml_a_mapping_or_a_task_list(module):
+    """A plain scalar with ': ' in it turns a sentence into a mapping; sanity finds it later, this at once."""
+    docs = importlib.import_module(f"ansible_collections.reclaim.docker.plugins.modules.{module}")
+    assert isinstance(yaml.safe_load(docs.DOCUMENTATION)["description"], list)
+    assert all(isinstance(note, str) for note in yaml.safe_load(docs.DOCUMENTATION).get("notes", []))
+    assert all("name" in task for task in yaml.safe_load(docs.EXAMPLES))
+    assert isinstance(returns(module), dict)
