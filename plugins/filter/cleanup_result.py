@@ -16,10 +16,14 @@ description:
     M(reclaim.docker.prune) (run with O(reclaim.docker.prune#module:usage=true)). The prune's result says whether the
     run was an audit (check mode). An audit predicts the usage after from the usage before and the bytes both steps
     would free; a cleanup has it as the prune read it after the last step.
+  - With the registered result of M(reclaim.docker.disk_usage_info) run with
+    O(reclaim.docker.disk_usage_info#module:root_dir=true) before the other steps (C(root_dir)), C(root_dir) keeps
+    what its walk of Docker's root dir found, with the five largest container logs; null without a walk.
   - A run that failed (O(failed) set), with the usage read before the failure and the error.
 options:
   _input:
-    description: The steps' registered results, C(retention) and C(prune); a step that did not run may be left out.
+    description: The steps' registered results, C(root_dir), C(retention) and C(prune); a step that did not run may be
+      left out.
     type: dict
     required: true
   profile:
@@ -41,7 +45,7 @@ EXAMPLES = r"""
 - name: Record the result
   ansible.builtin.set_fact:
     cleanup_result: >-
-      {{ {'retention': retention_run, 'prune': prune_run}
+      {{ {'root_dir': root_dir_walk, 'retention': retention_run, 'prune': prune_run}
          | reclaim.docker.cleanup_result(profile='standard', approved_plan={}) }}
 """
 
@@ -49,8 +53,8 @@ RETURN = r"""
 _value:
   description:
     - C(mode), C(status), C(profile), C(reclaimed_bytes), C(removed), C(usage_before), C(usage_after),
-      C(filesystem_delta_bytes), C(skipped), C(engine_id), C(plan), C(not_approved), C(approval), C(error), as the
-      P(reclaim.docker.cleanup#role) role's README describes them.
+      C(filesystem_delta_bytes), C(skipped), C(engine_id), C(plan), C(not_approved), C(approval), C(root_dir),
+      C(error), as the P(reclaim.docker.cleanup#role) role's README describes them.
   type: dict
 """
 

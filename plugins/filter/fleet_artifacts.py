@@ -31,6 +31,11 @@ options:
   job_id:
     description: The AWX job (C(awx_job_id) or C(tower_job_id)); null outside AWX.
     type: raw
+  copied_to:
+    description: Where the report files were delivered (the role's C(fleet_report_copy_to)), as
+      C(reclaim_fleet_report_copied_to); null when they were not.
+    type: str
+    version_added: 0.2.0
 """
 
 EXAMPLES = r"""
@@ -42,16 +47,18 @@ EXAMPLES = r"""
 
 RETURN = r"""
 _value:
-  description: C(reclaim_fleet_mode), C(reclaim_fleet_report_dir), C(reclaim_fleet_hosts), C(reclaim_fleet_totals_<job>)
-    and, for an audit, C(reclaim_audit_plans).
+  description: C(reclaim_fleet_mode), C(reclaim_fleet_report_dir), C(reclaim_fleet_hosts) (each host's C(status) and
+    C(reclaimed_bytes), and C(leaked_bytes) and C(container_logs_bytes) when its root dir was walked),
+    C(reclaim_fleet_totals_<job>), for an audit C(reclaim_audit_plans), and for a delivered report
+    C(reclaim_fleet_report_copied_to).
   type: dict
 """
 
 from ansible_collections.reclaim.docker.plugins.plugin_utils._fleet import fleet_artifacts
 
 
-def _fleet_artifacts(report, hosts, report_dir, job_id=None):
-    return fleet_artifacts(report, hosts, report_dir, job_id)
+def _fleet_artifacts(report, hosts, report_dir, job_id=None, copied_to=None):
+    return fleet_artifacts(report, hosts, report_dir, job_id, copied_to)
 
 
 class FilterModule:

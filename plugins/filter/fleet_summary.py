@@ -45,7 +45,11 @@ EXAMPLES = r"""
 
 RETURN = r"""
 _value:
-  description: The report, C(schema), C(mode), C(generated_at), C(totals) and C(hosts) (each host's result less C(mode)).
+  description:
+    - The report, C(schema), C(mode), C(generated_at), C(totals) and C(hosts) (each host's result less C(mode)).
+    - C(totals) has C(hosts), C(ok), C(failed), C(unreachable), C(reclaimed_bytes), C(root_dir_hosts) (how many hosts
+      had their root dir walked), and C(leaked_bytes) and C(container_logs_bytes) over those hosts (null when none
+      was).
   type: dict
 """
 

@@ -14,7 +14,7 @@ description:
     table's order (failed hosts, then unreachable ones, then the rest, each by space freed, largest first), the
     charts' largest hosts (the 20 largest one bar each, the others summed; a fleet of 21 hosts or fewer has a bar per
     host) and their scales, the rows of hosts with an approved plan, and the hosts that failed or could not be
-    reached.
+    reached; whether any host's root dir was walked, the fleet's 20 largest container logs, and the Prometheus series.
 options:
   _input:
     description: The fleet report, as P(reclaim.docker.fleet_summary#filter) builds it.
@@ -42,7 +42,8 @@ _value:
       description:
         - Every host in O(hosts)' order, each C(name), C(status), C(approved) (whether it has an approved plan),
           C(freed), C(before) and C(after) (image bytes), C(removed_count) and C(removed_text) (for example
-          V(3 images, 1 container)). The host's entry stays in the report, under its name.
+          V(3 images, 1 container)), C(leaked) and C(logs) (bytes, null when its root dir was not walked) with their
+          texts. The host's entry stays in the report, under its name.
       type: list
       elements: dict
     table:
@@ -70,6 +71,24 @@ _value:
       description: The hosts that could not be reached (no result), in O(hosts)' order.
       type: list
       elements: str
+    root_dir:
+      description: Whether any host's root dir was walked (the files then show leaked and container log bytes).
+      type: bool
+      version_added: 0.2.0
+    logs:
+      description: The fleet's 20 largest container logs, largest first, each C(host), C(container), C(name),
+        C(driver), C(path), C(bytes) and C(bytes_text).
+      type: list
+      elements: dict
+      version_added: 0.2.0
+    metrics:
+      description:
+        - The Prometheus series, C(timestamp) (the report's time in seconds since the epoch), C(status) (each host's
+          three statuses, 1 for its own), C(reclaimed) (hosts whose run finished), C(leaked) and C(logs) (hosts whose
+          root dir was walked), C(hosts) (counts by status) and C(fleet) (the byte totals; leaked and logs null when
+          no root dir was walked).
+      type: dict
+      version_added: 0.2.0
 """
 
 from ansible_collections.reclaim.docker.plugins.plugin_utils._fleet import fleet_view

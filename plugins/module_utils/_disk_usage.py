@@ -14,6 +14,8 @@ import os
 USAGE_TYPES = ("images", "containers", "volumes", "build_cache")
 # The values of the /system/df `type` parameter (Engine API >= 1.42).
 DF_TYPES = {"images": "image", "containers": "container", "volumes": "volume", "build_cache": "build-cache"}
+# The container states `docker system df` counts active (a paused or restarting container is as running).
+ACTIVE_STATES = ("running", "paused", "restarting")
 
 
 def _usage(count, active, size, reclaimable):
@@ -37,7 +39,7 @@ def summarize(df, usage_types):
         summary["images"] = _usage(len(images), len(in_use), layers_size, max(layers_size - used, 0))
     if "containers" in usage_types:
         containers = df.get("Containers") or []
-        running = [c for c in containers if c.get("State") == "running"]
+        running = [c for c in containers if c.get("State") in ACTIVE_STATES]
         size = sum(_known(c.get("SizeRw")) for c in containers)
         summary["containers"] = _usage(len(containers), len(running), size,
                                        size - sum(_known(c.get("SizeRw")) for c in running))

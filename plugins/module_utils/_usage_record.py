@@ -19,7 +19,7 @@ from ansible_collections.reclaim.docker.plugins.module_utils._usage_ledger impor
 
 def usage_ledger_argument_spec():
     """The ledger options of the modules that read containers (see the _usage_ledger doc fragment). Here, not in
-    _usage_ledger.py, which the usage tracker runs without Ansible."""
+    _usage_ledger.py: the usage tracker runs that file on the Docker host without Ansible."""
     return ArgumentSpec(dict(
         usage_ledger=dict(type="bool", default=True),
         usage_ledger_dir=dict(type="path"),

@@ -141,8 +141,8 @@ disk_usage:
           description: How many there are.
           type: int
         active:
-          description: How many are in use (images used by a container, running containers, volumes that a container
-            mounts, build cache records in use).
+          description: How many are in use (images used by a container, running, paused or restarting containers,
+            volumes that a container mounts, build cache records in use).
           type: int
         size:
           description: Bytes they take.

@@ -20,8 +20,10 @@ description:
   - The module reads the engine state once, plans every action with its reason and the bytes it frees (from the layer graph, that is,
     the layers that no remaining image or container references, never a sum of image sizes), then applies exactly that plan.
     Check mode is the same plan without the apply, so it predicts the real run.
-  - If the engine answers that something changed since the read (404 gone, 409 now in use), that action is skipped and
-    reported with the engine's reason; nothing is retried, and never with force.
+  - If the engine answers that something changed since the read, nothing is retried, and never with force. A name
+    already gone (404) is what was asked for; its action is skipped. A name the engine refuses (409, a container uses it
+    now) or removes less of than planned fails the task, naming it, as M(community.docker.docker_image_remove) fails,
+    since the names were asked for, unlike what a prune selects. The actions done before are reported.
   - A call that gets no answer within O(timeout) may still be carried out by the engine. It is reported with status
     V(unknown) unless its object is found gone afterwards, its bytes in RV(unknown_bytes), apart from
     RV(reclaimed_bytes); the task fails naming it, and the next run, which reads the engine afresh, settles it.

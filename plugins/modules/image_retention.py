@@ -26,6 +26,8 @@ description:
   - The engine does not record when an image was last used. Last use is what the usage ledger (O(usage_ledger)) last
     saw, which survives C(docker run --rm); else the creation time of the newest container of the image; else the
     image's creation time. RV(violations[].last_use_source) says which.
+  - An image that changed since the run read the engine (404 gone, 409 now in use) is skipped and reported in
+    RV(skipped_items) with the engine's reason, as in M(reclaim.docker.prune); nothing is retried, and never with force.
   - Every option value is checked before the engine is contacted; options that give no policy (no O(keep_last),
     O(max_age), O(high_watermark) nor O(max_images_bytes), and O(dangling=false)) fail the task.
 extends_documentation_fragment:
@@ -360,7 +362,10 @@ not_approved:
       references: [app:0.9]
       bytes: 300000
 skipped_items:
-  description: Each item of O(approved) this run keeps, with why (in use, tagged since, gone, within the policy now).
+  description:
+    - Each item of O(approved) this run keeps, with why (in use, tagged since, gone, within the policy now).
+    - Each image a real run planned to change that the engine no longer allowed (gone, or in use now), with the
+      engine's reason.
   returned: always
   type: list
   elements: dict

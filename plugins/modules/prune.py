@@ -463,13 +463,17 @@ actions:
   elements: dict
   contains:
     action:
-      description: V(remove_container), V(delete_image), V(remove_network), V(remove_volume) or V(prune_build_cache).
+      description:
+        - V(remove_container), V(untag), V(delete_image), V(remove_network), V(remove_volume) or V(prune_build_cache).
+        - An image with several tags is deleted without force, as C(docker rmi) would do it. Each tag but the last is
+          an V(untag) action, and V(delete_image) by the last tag deletes the image (the engine still refuses if a
+          container appeared meanwhile).
       type: str
     container:
       description: The container ID, for V(remove_container).
       type: str
     image:
-      description: The image ID, for V(delete_image); for V(remove_container), the image the container holds.
+      description: The image ID, for V(untag) and V(delete_image); for V(remove_container), the image the container holds.
       type: str
     network:
       description: The network ID, for V(remove_network).
@@ -481,10 +485,10 @@ actions:
       description: The object's name, for V(remove_container), V(remove_network) and V(remove_volume).
       type: str
     reference:
-      description: What the engine is called with to delete an image (its last tag, or its ID when it has none).
+      description: What the engine is called with to untag or delete an image (a tag, or its ID when it has none).
       type: str
     untags:
-      description: For V(delete_image), the references the deletion removes.
+      description: For V(untag) and V(delete_image), the references the call removes.
       type: list
       elements: str
     reason:

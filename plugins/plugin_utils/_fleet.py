@@ -10,7 +10,9 @@ Plain functions of plain data, no I/O."""
 
 from __future__ import annotations
 
+import calendar
 import re
+import time
 from collections.abc import Mapping
 
 from ansible_collections.reclaim.docker.plugins.module_utils._disk_usage import predicted_usage
@@ -32,6 +34,10 @@ STATUS_RANK = {"failed": 0, "unreachable": 1, "ok": 2}
 SCHEMA = "reclaim.docker/fleet-report/v1"
 # The HTML charts draw the largest hosts one bar each and sum the others into one bar.
 CHART_TOP = 20
+# A host's result names its largest container logs; the report files list the fleet's largest.
+HOST_LOGS = 5
+FLEET_LOGS = 20
+GENERATED_AT_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 
 
 class CleanupProblem(ValueError):
@@ -101,7 +107,8 @@ def approvals(approved_plan) -> dict:
 def cleanup_steps(profile, retention=None, protect=None, min_age="1h", prune_volumes=False,
                   prune_named_volumes=False, approved_plan=None) -> dict:
     """The cleanup role's settings as module arguments: {retention: image_retention's (null when the step does not
-    run), prune: prune's, approved_plan: the plan as given ({} for none)}. Refuses named volumes without volumes."""
+    run), prune: prune's, approved_plan: the plan as given ({} for none)}.
+    Refuses named volumes without volumes."""
     if profile not in PROFILES:
         raise CleanupProblem(f"cleanup_profile: {profile!r} is not one of {', '.join(PROFILES)}.")
     if prune_named_volumes and not prune_volumes:
@@ -125,7 +132,8 @@ def cleanup_steps(profile, retention=None, protect=None, min_age="1h", prune_vol
         images=True, images_filters=settings["images_filters"], networks=settings["networks"],
         builder_cache=True, builder_cache_all=settings["builder_cache_all"],
         builder_cache_filters=settings["builder_cache_filters"],
-        volumes=bool(prune_volumes), protect=protected, min_age=min_age, usage=True, **approval["prune"])
+        volumes=bool(prune_volumes), protect=protected, min_age=min_age, usage=True,
+        **approval["prune"])
     if prune_named_volumes:
         prune_args["volumes_filters"] = {"all": True}
     return plain({"retention": retention_args, "prune": prune_args, "approved_plan": plan})
@@ -155,6 +163,26 @@ def _approval(parts: dict, plan, skipped: list, not_approved: list):
             "applied": {"count": len(applied), "bytes": _int(parts.get("reclaimed_bytes"))},
             "not_approved": counted(not_approved),
             "skipped": counted(kept)}
+
+
+def _container_log(log) -> dict:
+    return {"container": log.get("container"), "name": log.get("name"), "driver": log.get("driver"),
+            "path": log.get("path"), "bytes": _int(log.get("bytes"))}
+
+
+def root_dir_summary(root_dir):
+    """What a result keeps of the walk of Docker's root dir (disk_usage_info's root_dir): its path,
+    bytes, categories (leaked and container_logs among them), unexplained bytes, the HOST_LOGS largest container logs
+    (largest_container_logs) and whether it is exact; null without a walk. A summary gives itself back."""
+    if not isinstance(root_dir, Mapping):
+        return None
+    logs = root_dir["largest_container_logs"] if "largest_container_logs" in root_dir \
+        else root_dir.get("container_logs")
+    logs = sorted((_container_log(log) for log in _list(logs) if isinstance(log, Mapping)), key=lambda log: -log["bytes"])
+    return {"path": root_dir.get("path"), "bytes": _int(root_dir.get("bytes")),
+            "categories": {str(name): _int(value) for name, value in _mapping(root_dir.get("categories")).items()},
+            "unexplained_bytes": _int(root_dir.get("unexplained_bytes")), "largest_container_logs": logs[:HOST_LOGS],
+            "exact": bool(root_dir.get("exact")), "inexact_reason": root_dir.get("inexact_reason") or None}
 
 
 def normalise(parts) -> dict:
@@ -197,6 +225,7 @@ def normalise(parts) -> dict:
         "plan": plan,
         "not_approved": not_approved,
         "approval": _approval(p, plan, skipped, not_approved),
+        "root_dir": root_dir_summary(p.get("root_dir")),
         "error": error,
     })
 
@@ -212,7 +241,8 @@ def _tagged(objects, step) -> list:
 
 
 def cleanup_result(steps, profile=None, approved_plan=None, failed=None, mode=None) -> dict:
-    """One host's `cleanup_result` from STEPS, the registered results of its steps ({retention, prune}).
+    """One host's `cleanup_result` from STEPS, the registered results of its steps ({root_dir, retention, prune};
+    root_dir is disk_usage_info's, run with root_dir: true before the other steps act).
 
     A run that finished: the prune's result says whether it was an audit (check mode) and holds the usage it read;
     an audit predicts the usage after from the usage before and the bytes both steps would free (the prune alone
@@ -263,6 +293,7 @@ def cleanup_result(steps, profile=None, approved_plan=None, failed=None, mode=No
                  + _tagged(_mapping(prune.get("plan")).get("objects"), "prune")},
         "not_approved": _tagged(retention.get("not_approved"), "retention") + _tagged(prune.get("not_approved"), "prune"),
         "approved_plan": approved_plan,
+        "root_dir": _ran(steps.get("root_dir")).get("root_dir"),
     })
 
 
@@ -289,15 +320,24 @@ def fleet_summary(results, generated_at, check_mode=False) -> dict:
     else:
         mode = "cleanup"
     statuses = [h["status"] for h in hosts.values()]
+    walked = [h["root_dir"] for h in hosts.values() if h["root_dir"] is not None]
     return plain({
         "schema": SCHEMA,
         "mode": mode,
         "generated_at": generated_at,
         "totals": {"hosts": len(hosts), "ok": statuses.count("ok"), "failed": statuses.count("failed"),
                    "unreachable": statuses.count("unreachable"),
-                   "reclaimed_bytes": sum(h["reclaimed_bytes"] for h in hosts.values())},
+                   "reclaimed_bytes": sum(h["reclaimed_bytes"] for h in hosts.values()),
+                   # Only hosts whose root dir was walked count; none walked is no figure, not 0.
+                   "root_dir_hosts": len(walked),
+                   "leaked_bytes": _category_sum(walked, "leaked"),
+                   "container_logs_bytes": _category_sum(walked, "container_logs")},
         "hosts": hosts,
     })
+
+
+def _category_sum(walked, category):
+    return sum(root_dir["categories"].get(category, 0) for root_dir in walked) if walked else None
 
 
 def _disk_text(usage) -> str:
@@ -319,17 +359,81 @@ def _removed_text(removed) -> tuple:
     return count, ", ".join(parts)
 
 
+def _root_dir_row(root_dir) -> dict:
+    """A row's leaked and container log bytes (null, shown "-", for a host whose root dir was not walked); leaked
+    bytes are marked when the walk could not read everything (then nothing is called leaked)."""
+    if root_dir is None:
+        return {"leaked": None, "logs": None, "leaked_text": "-", "logs_text": "-"}
+    leaked = root_dir["categories"].get("leaked", 0)
+    logs = root_dir["categories"].get("container_logs", 0)
+    return {"leaked": leaked, "logs": logs, "logs_text": binary_size(logs),
+            "leaked_text": binary_size(leaked) + ("" if root_dir["exact"] else " (inexact)")}
+
+
+def _largest_logs(entries, names) -> list:
+    """The fleet's FLEET_LOGS largest container logs, each with its host; ties keep the hosts' order."""
+    logs = [dict(log, host=name, bytes_text=binary_size(log["bytes"]))
+            for name in names if entries[name]["root_dir"] is not None
+            for log in entries[name]["root_dir"]["largest_container_logs"]]
+    return sorted(logs, key=lambda log: -log["bytes"])[:FLEET_LOGS]
+
+
+def _epoch(generated_at):
+    """GENERATED_AT (GENERATED_AT_FORMAT, UTC) in seconds since the epoch; null when it is not in that format."""
+    try:
+        return calendar.timegm(time.strptime(str(generated_at), GENERATED_AT_FORMAT))
+    except ValueError:
+        return None
+
+
+def _labels(**labels) -> str:
+    """A series' labels in the text format (name="value", ...), their values escaped (backslash, quote, newline)."""
+    escaped = (str(value).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") for value in labels.values())
+    return ",".join(f'{name}="{value}"' for name, value in zip(labels, escaped))
+
+
+def _metrics(report, rows) -> dict:
+    """The Prometheus series, by metric, each {labels (as the text format writes them, the run's mode among them),
+    value}: each host's status (1 for its own, 0 for the others), its bytes only where it has them (reclaimed: a run
+    that finished; leaked and logs: a walked root dir), the fleet's host counts and byte totals (leaked and logs null
+    unless some host was walked), and when the report was made."""
+    totals, mode = report["totals"], report["mode"]
+
+    def series(key, selected):
+        return [{"host": r["name"], "labels": _labels(host=r["name"], mode=mode), "value": r[key]} for r in selected]
+
+    statuses = ("ok", "failed", "unreachable")
+    reclaimed = series("freed", [r for r in rows if r["status"] == "ok"])
+    return {"mode": _labels(mode=mode),
+            "timestamp": _epoch(report["generated_at"]),
+            "status": [{"host": r["name"], "status": status, "value": int(r["status"] == status),
+                        "labels": _labels(host=r["name"], mode=mode, status=status)}
+                       for r in rows for status in statuses],
+            "reclaimed": reclaimed,
+            "leaked": series("leaked", [r for r in rows if r["leaked"] is not None]),
+            "logs": series("logs", [r for r in rows if r["logs"] is not None]),
+            "hosts": [{"status": status, "value": totals[status], "labels": _labels(mode=mode, status=status)}
+                      for status in statuses],
+            # The fleet's bytes are its hosts' series added up: a failed host's bytes count nowhere.
+            "fleet": {"reclaimed": sum(s["value"] for s in reclaimed), "leaked": totals["leaked_bytes"],
+                      "logs": totals["container_logs_bytes"]}}
+
+
 def fleet_view(report, hosts) -> dict:
     """What the report's files show, in the order they show it, from REPORT (fleet_summary) for HOSTS:
-    - rows: every host in HOSTS' order (Markdown, job output, Prometheus), each with what the tables show of it, sizes
-      as people read them (the templates only place them);
+    - rows: every host in HOSTS' order (Markdown, job output), each with what the tables show of it, sizes as people
+      read them (the templates only place them);
     - table: failed hosts, then unreachable ones, then the rest, each by space freed, largest first (HTML);
     - freed and usage: the charts, the CHART_TOP largest hosts one bar each and the others summed (HTML);
     - approved: the rows of hosts with an approved plan, in HOSTS' order;
-    - failed and unreachable: the names of the hosts with that status, in HOSTS' order."""
+    - failed and unreachable: the names of the hosts with that status, in HOSTS' order;
+    - root_dir: whether any host's root dir was walked (the files then show leaked and log bytes), and logs: the
+      fleet's largest container logs;
+    - metrics: the Prometheus series (_metrics)."""
     entries = report["hosts"]
+    names = _unique(hosts)
     rows = []
-    for name in _unique(hosts):
+    for name in names:
         h = entries[name]
         count, text = _removed_text(h["removed"])
         freed = h["reclaimed_bytes"]
@@ -340,7 +444,8 @@ def fleet_view(report, hosts) -> dict:
                      "freed_text": binary_size(freed), "before_text": binary_size(before),
                      "after_text": binary_size(after), "images": len(h["removed"]["images"]),
                      "containers": len(h["removed"]["containers"]), "removed_count": count, "removed_text": text,
-                     "disk_before": _disk_text(h["usage_before"]), "disk_after": _disk_text(h["usage_after"])})
+                     "disk_before": _disk_text(h["usage_before"]), "disk_after": _disk_text(h["usage_after"]),
+                     **_root_dir_row(h.get("root_dir"))})
     by_freed = sorted(rows, key=lambda r: -r["freed"])  # stable: ties keep the hosts' order
     table = sorted(by_freed, key=lambda r: STATUS_RANK[r["status"]])
     # Every host up to CHART_TOP + 1 of them has its own bar (an "other hosts" bar for one host would only hide it).
@@ -361,13 +466,16 @@ def fleet_view(report, hosts) -> dict:
         "usage": {"top": usage_top, "rest": len(usage_rest), "rest_before": sum(r["before"] for r in usage_rest),
                   "rest_after": sum(r["after"] for r in usage_rest),
                   "scale": max([1] + [r["before"] for r in usage_top] + [r["after"] for r in usage_top])},
+        "root_dir": any(r["leaked"] is not None for r in rows),
+        "logs": _largest_logs(entries, names),
+        "metrics": _metrics(report, rows),
     })
 
 
-def fleet_artifacts(report, hosts, report_dir, job_id=None) -> dict:
+def fleet_artifacts(report, hosts, report_dir, job_id=None, copied_to=None) -> dict:
     """The AWX artifacts (set_stats data) of REPORT for HOSTS: each host's status and bytes keyed by host, so the maps
     of a sliced job's slices merge; the totals under reclaim_fleet_totals_<JOB_ID or local>, one key per slice; an
-    audit's plans, for a later cleanup's reclaim_approved_plan."""
+    audit's plans, for a later cleanup's reclaim_approved_plan; where the report was delivered (COPIED_TO), if it was."""
     entries = report["hosts"]
     names = _unique(hosts)
     slice_key = re.sub(r"[^A-Za-z0-9_]", "_", str(job_id if job_id not in (None, "") else "local"))
@@ -377,11 +485,21 @@ def fleet_artifacts(report, hosts, report_dir, job_id=None) -> dict:
     artifacts.update({
         "reclaim_fleet_mode": report["mode"],
         "reclaim_fleet_report_dir": report_dir,
-        "reclaim_fleet_hosts": {n: {"status": entries[n]["status"], "reclaimed_bytes": entries[n]["reclaimed_bytes"]}
-                                for n in names},
+        "reclaim_fleet_hosts": {n: _host_artifact(entries[n]) for n in names},
         f"reclaim_fleet_totals_{slice_key}": report["totals"],
     })
+    if copied_to:
+        artifacts["reclaim_fleet_report_copied_to"] = copied_to
     return plain(artifacts)
+
+
+def _host_artifact(entry) -> dict:
+    """A host's status and bytes; leaked and container log bytes only for a host whose root dir was walked."""
+    artifact = {"status": entry["status"], "reclaimed_bytes": entry["reclaimed_bytes"]}
+    if entry["root_dir"] is not None:
+        artifact.update(leaked_bytes=entry["root_dir"]["categories"].get("leaked", 0),
+                        container_logs_bytes=entry["root_dir"]["categories"].get("container_logs", 0))
+    return artifact
 
 
 def binary_size(value) -> str:

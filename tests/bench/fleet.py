@@ -1,6 +1,6 @@
-"""The fleet task of `make bench`: the audit and cleanup playbooks on 1, 10 and 20 local engines against a one-task
-community.docker.docker_host_info play and a ping play, as CPU per host and wall time; and the fleet report of 500
-synthetic hosts alone.
+"""The fleet task of `make bench`: the audit playbook (also with cleanup_root_dir, the walk of Docker's root dir) and the
+cleanup playbook on 1, 10 and 20 local engines against a one-task community.docker.docker_host_info play and a ping
+play, as CPU per host and wall time; and the fleet report of 500 synthetic hosts alone.
 
 Every engine is a 28.5 (overlay2) seeded small (`scenario.ci_host(15, repos=3)`: 15 images, 4 of them dangling, 2
 containers), reached with `ansible_connection: local` and the bench's Python as the target's. Each run is one
@@ -52,6 +52,7 @@ class FleetContender:
     side: str               # "ours" or "theirs"
     playbook: str           # a playbook path or an FQCN
     changes: bool = False   # a run that changes the engines: each starts from the seeded state
+    extra_vars: dict = dataclasses.field(default_factory=dict)  # passed with -e
     samples: list = dataclasses.field(default_factory=list)  # (cpu seconds, wall seconds) per run
 
     def result(self, hosts: int) -> dict:
@@ -133,6 +134,9 @@ class FleetBench:
         ping.write_text(yaml.safe_dump(PING_PLAY, sort_keys=False))
         name = "" if self.args.label == "current" else f" ({self.args.label})"
         return [FleetContender(f"ours{name}: audit playbook", "ours", "reclaim.docker.audit"),
+                # The walk of Docker's root dir before the steps act (leaked and log bytes in the report).
+                FleetContender(f"ours{name}: audit playbook, cleanup_root_dir", "ours", "reclaim.docker.audit",
+                               extra_vars={"cleanup_root_dir": True}),
                 FleetContender(f"ours{name}: cleanup playbook", "ours", "reclaim.docker.cleanup", changes=True),
                 FleetContender(HOST_INFO, "theirs", str(host_info)),
                 FleetContender(PING, "theirs", str(ping))]
@@ -142,12 +146,15 @@ class FleetBench:
             self.restore(hosts)
         self.runs += 1
         command = [ANSIBLE_PLAYBOOK, "-i", str(self.inventory(hosts)), contender.playbook,
-                   "-e", f"fleet_report_dir={self.workdir / 'reports' / str(self.runs)}"]
+                   "-e", f"fleet_report_dir={self.workdir / 'reports' / str(self.runs)}",
+                   *(["-e", json.dumps(contender.extra_vars)] if contender.extra_vars else [])]
         cpu, wall, output = run_measured(command, self.env(hosts), self.workdir)
         if contender.side == "ours":
             report = json.loads((self.workdir / "reports" / str(self.runs) / "fleet-report.json").read_text())
             if report["totals"]["ok"] != hosts:
                 raise RuntimeError(f"{contender.label}: not every host ok: {report['totals']}\n{output[-3000:]}")
+            if report["totals"]["root_dir_hosts"] != (hosts if contender.extra_vars.get("cleanup_root_dir") else 0):
+                raise RuntimeError(f"{contender.label}: root dirs walked: {report['totals']}")
         return cpu, wall
 
     def run_size(self, hosts: int):

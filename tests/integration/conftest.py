@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import uuid
@@ -132,3 +133,12 @@ class Ansible:
 @pytest.fixture
 def ansible(tmp_path):
     return Ansible(tmp_path)
+
+
+@pytest.fixture(scope="session")
+def promtool():
+    """Prometheus' promtool (Debian's prometheus package), installed with apt-get when missing, as the harness installs
+    its packages."""
+    if not shutil.which("promtool"):
+        engines._apt_install("prometheus")  # pylint: disable=protected-access
+    return shutil.which("promtool")

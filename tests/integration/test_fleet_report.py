@@ -10,19 +10,24 @@ order, chart, width, sorting, filtering and escaping.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import random
 import re
 import shutil
 import subprocess
+import sys
+import tempfile
 import time
-from datetime import datetime
+from datetime import datetime, timezone
 from html.parser import HTMLParser
 from pathlib import Path
 
 import ansible_runner
 import pytest
+from harness import fleet as ssh_fleet
+
 from conftest import ANSIBLE_PLAYBOOK, RUNNER_ENV
 
 FIXTURE = Path(__file__).resolve().parent / "fleet_report_fixture"
@@ -31,7 +36,11 @@ HOSTS = ["web1", "db-2", "idle3", "ghost"]  # inventory order
 EXPECTED_STATUS = {"web1": "ok", "db-2": "failed", "idle3": "ok", "ghost": "unreachable"}
 WEB1_BYTES = 1610612736
 HOST_KEYS = {"status", "reclaimed_bytes", "profile", "removed", "usage_before", "usage_after",
-             "filesystem_delta_bytes", "skipped", "error", "engine_id", "plan", "not_approved", "approval"}
+             "filesystem_delta_bytes", "skipped", "error", "engine_id", "plan", "not_approved", "approval", "root_dir"}
+# web1's root dir was walked (the fixture's root_dir): 700 MiB leaked, 2 GiB of container logs in two files.
+WEB1_LEAKED, WEB1_LOGS = 734003200, 2147483648
+TOTALS = {"hosts": 4, "ok": 2, "failed": 1, "unreachable": 1, "reclaimed_bytes": WEB1_BYTES, "root_dir_hosts": 1,
+          "leaked_bytes": WEB1_LEAKED, "container_logs_bytes": WEB1_LOGS}
 REMOVED_KEYS = {"containers", "images", "untagged", "networks", "volumes", "build_cache_records"}
 ENV = dict(RUNNER_ENV, ANSIBLE_HOST_KEY_CHECKING="False")
 # A decimal unit name on a number: the reports count in powers of 1024, so they must say KiB, MiB, GiB.
@@ -94,10 +103,14 @@ def check_report(report_dir: Path, check: bool, prometheus: bool = True) -> dict
                      "usage_before": {"images_bytes": 0, "filesystem": None},
                      "usage_after": {"images_bytes": 0, "filesystem": None},
                      "filesystem_delta_bytes": None, "skipped": [], "error": "unreachable: no result",
-                     "engine_id": None, "plan": None, "not_approved": [], "approval": None}
+                     "engine_id": None, "plan": None, "not_approved": [], "approval": None, "root_dir": None}
     statuses = [h["status"] for h in report["hosts"].values()]
     totals = report["totals"]
-    assert totals == {"hosts": 4, "ok": 2, "failed": 1, "unreachable": 1, "reclaimed_bytes": WEB1_BYTES}
+    assert totals == TOTALS
+    walked = report["hosts"]["web1"]["root_dir"]
+    assert walked["categories"]["leaked"] == WEB1_LEAKED and walked["categories"]["container_logs"] == WEB1_LOGS
+    assert [log["name"] for log in walked["largest_container_logs"]] == ["chatty", "quiet|<b>x</b>"]
+    assert report["hosts"]["idle3"]["root_dir"] is None and report["hosts"]["db-2"]["root_dir"] is None
     assert totals["hosts"] == totals["ok"] + totals["failed"] + totals["unreachable"] == len(statuses)
     assert totals["reclaimed_bytes"] == sum(h["reclaimed_bytes"] for h in report["hosts"].values())
 
@@ -108,6 +121,12 @@ def check_report(report_dir: Path, check: bool, prometheus: bool = True) -> dict
     assert "| 1.50 GiB |" in markdown and "1.50 GiB (1610612736 bytes)" in markdown
     assert not BYTE_UNITS_MISNAMED.search(markdown), BYTE_UNITS_MISNAMED.findall(markdown)
     assert r"conflict \| image" in markdown  # a | in an error does not break the table
+    # Leaked and log bytes: web1's, "-" for the hosts whose root dir was not walked; the largest logs named.
+    assert "| web1 | ok | standard | 1.50 GiB | 3 | 2 | 700.00 MiB | 2.00 GiB |  |" in markdown
+    assert "| idle3 | ok | aggressive | 0 B | 0 | 0 | - | - |  |" in markdown
+    assert "| web1 | chatty | json-file | 1.75 GiB | /var/lib/docker/containers/2222/2222-json.log |" in markdown
+    assert r"| web1 | quiet\|&lt;b>x&lt;/b> | local | 256.00 MiB |" in markdown
+    assert "| 700.00 MiB (734003200 bytes) | 2.00 GiB (2147483648 bytes) |" in markdown
 
     html = (report_dir / "fleet-report.html").read_text()
     assert html.count('<rect class="bar"') == len(HOSTS)  # up to 21 hosts, one bar each
@@ -116,22 +135,84 @@ def check_report(report_dir: Path, check: bool, prometheus: bool = True) -> dict
     assert f'<td class="num" data-v="{WEB1_BYTES}">1.50 GiB</td>' in html
     assert '<td class="num" data-v="4294967296">4.00 GiB</td>' in html
     assert "50.0% of 100.00 GiB" in html  # Disk before: the filesystem's total
+    assert f'<td class="num" data-v="{WEB1_LEAKED}">700.00 MiB</td>' in html
+    assert f'<td class="num" data-v="{WEB1_LOGS}">2.00 GiB</td>' in html
+    assert '<b id="total-leaked">700.00 MiB</b>' in html and '<b id="total-logs">2.00 GiB</b>' in html
+    assert "<td>quiet|&lt;b&gt;x&lt;/b&gt;</td>" in html  # a log's container name is escaped
     assert not BYTE_UNITS_MISNAMED.search(html), BYTE_UNITS_MISNAMED.findall(html)
 
     prom = report_dir / "fleet-report.prom"
     assert prom.exists() == prometheus
     if prometheus:
-        mode = report["mode"]
-        lines = prom.read_text().splitlines()
-        assert f'reclaim_docker_reclaimed_bytes{{host="web1",mode="{mode}"}} {WEB1_BYTES}' in lines
-        for name in HOSTS:
-            assert f'reclaim_docker_host_status{{host="{name}",status="{EXPECTED_STATUS[name]}"}} 1' in lines
-        assert "# TYPE reclaim_docker_reclaimed_bytes gauge" in lines
-        assert "# TYPE reclaim_docker_host_status gauge" in lines
+        check_metrics(prom.read_text(), report)
     return report
 
 
+def check_metrics(text: str, report: dict):
+    """The metrics of REPORT: every series with the run's mode, each host's status (1 for its own, 0 for the others),
+    bytes only for the hosts that have them, the fleet's counts and sums, the run's time; promtool accepts them."""
+    mode = report["mode"]
+    series = metric_series(text)
+    stamp = datetime.strptime(report["generated_at"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc).timestamp()
+    assert series[("reclaim_docker_last_run_timestamp_seconds", (("mode", mode),))] == stamp
+    for name in HOSTS:
+        for status in ("ok", "failed", "unreachable"):
+            key = ("reclaim_docker_host_status", (("host", name), ("mode", mode), ("status", status)))
+            assert series[key] == (1 if EXPECTED_STATUS[name] == status else 0), key
+    # A failed or unreachable host has no bytes series: no fake 0.
+    assert {labels for name, labels in series if name == "reclaim_docker_reclaimed_bytes"} == {
+        (("host", "web1"), ("mode", mode)), (("host", "idle3"), ("mode", mode))}
+    assert series[("reclaim_docker_reclaimed_bytes", (("host", "web1"), ("mode", mode)))] == WEB1_BYTES
+    assert {labels for name, labels in series if name in ("reclaim_docker_leaked_bytes",
+                                                          "reclaim_docker_container_logs_bytes")} == {
+        (("host", "web1"), ("mode", mode))}
+    assert series[("reclaim_docker_leaked_bytes", (("host", "web1"), ("mode", mode)))] == WEB1_LEAKED
+    assert series[("reclaim_docker_container_logs_bytes", (("host", "web1"), ("mode", mode)))] == WEB1_LOGS
+    for status in ("ok", "failed", "unreachable"):
+        assert series[("reclaim_docker_fleet_hosts", (("mode", mode), ("status", status)))] == TOTALS[status]
+    assert series[("reclaim_docker_fleet_reclaimed_bytes", (("mode", mode),))] == WEB1_BYTES
+    assert series[("reclaim_docker_fleet_leaked_bytes", (("mode", mode),))] == WEB1_LEAKED
+    assert series[("reclaim_docker_fleet_container_logs_bytes", (("mode", mode),))] == WEB1_LOGS
+    assert all(dict(labels)["mode"] == mode for _name, labels in series)
+    promtool_check(text)
+
+
+SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)\{(.*)\} (\S+)$')
+LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
+
+
+def metric_series(text: str) -> dict:
+    """{(metric name, sorted label pairs): value} of a text-format file; every sample once, each with a HELP and a
+    TYPE gauge."""
+    series, typed, helped = {}, set(), set()
+    for line in text.splitlines():
+        if line.startswith("# TYPE "):
+            _hash, _type, name, kind = line.split(" ", 3)
+            assert kind == "gauge", line
+            typed.add(name)
+        elif line.startswith("# HELP "):
+            helped.add(line.split(" ", 3)[2])
+        elif line:
+            match = SAMPLE.match(line)
+            assert match, line
+            labels = tuple(sorted((k, v.replace('\\"', '"').replace("\\\\", "\\"))
+                                  for k, v in LABEL.findall(match.group(2))))
+            key = (match.group(1), labels)
+            assert key not in series, f"a series twice: {line}"
+            assert match.group(1) in typed and match.group(1) in helped, line
+            series[key] = float(match.group(3))
+    return series
+
+
+def promtool_check(text: str):
+    path = shutil.which("promtool")
+    assert path, "promtool is not installed (the promtool fixture installs it)"
+    checked = subprocess.run([path, "check", "metrics"], input=text, capture_output=True, text=True, check=False)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
 @pytest.mark.parametrize("check", [False, True], ids=["cleanup", "audit"])
+@pytest.mark.usefixtures("promtool")
 def test_ansible_playbook(tmp_path, check):
     """As a user runs it: the default, timestamped report folder under ./reclaim-reports/."""
     command = [ANSIBLE_PLAYBOOK, "-i", str(FIXTURE / "inventory.yml"), str(FIXTURE / "playbook.yml")]
@@ -153,6 +234,8 @@ def test_ansible_playbook(tmp_path, check):
 
     # The job output's table: one line per host, then the totals.
     assert "TOTAL: 4 hosts, 2 ok, 1 failed, 1 unreachable, 1.50 GiB" in output
+    assert ("; 700.00 MiB leaked, 2.00 GiB in container logs (root dir walked on 1 of 4 hosts)" in output), output
+    assert re.search(r"Largest container logs: web1 +chatty +1\.75 GiB  /var/lib/docker/containers/2222/", output), output
     assert not BYTE_UNITS_MISNAMED.search(output), BYTE_UNITS_MISNAMED.findall(output)
     for name in HOSTS:
         assert any(line.strip().strip('",').startswith(name + " ") for line in output.splitlines()), name
@@ -169,6 +252,7 @@ def run_with_runner(tmp_path, extravars, cmdline=None):
 
 
 @pytest.mark.parametrize("check", [False, True], ids=["cleanup", "audit"])
+@pytest.mark.usefixtures("promtool")
 def test_ansible_runner_artifacts(tmp_path, check):
     """As AWX runs it: the set_stats artifacts reach playbook_on_stats; the totals key is per slice."""
     report_dir = tmp_path / "report"
@@ -189,12 +273,185 @@ def test_ansible_runner_artifacts(tmp_path, check):
         "reclaim_fleet_mode": "audit" if check else "cleanup",
         "reclaim_fleet_report_dir": str(report_dir),
         "reclaim_fleet_hosts": {name: {"status": h["status"], "reclaimed_bytes": h["reclaimed_bytes"]}
+                                | ({"leaked_bytes": WEB1_LEAKED, "container_logs_bytes": WEB1_LOGS} if name == "web1" else {})
                                 for name, h in report["hosts"].items()},
-        totals_key: {"hosts": 4, "ok": 2, "failed": 1, "unreachable": 1, "reclaimed_bytes": WEB1_BYTES},
+        totals_key: TOTALS,
         # An audit hands each host's plan on, for an approved cleanup (a hand-made result here has none).
         **({"reclaim_audit_plans": {}} if check else {}),
     }
     assert json.loads(json.dumps(artifacts)) == artifacts  # JSON-safe
+
+
+# --- metrics a collector scrapes, and reports delivered where they outlast the job ------------------------------------
+
+
+def run_fixture(tmp_path, *args, inventories=()):
+    """The fixture playbook through ansible-playbook with ARGS (and INVENTORIES besides the fixture's): its exit code
+    and output."""
+    command = [ANSIBLE_PLAYBOOK, "-i", str(FIXTURE / "inventory.yml"),
+               *(a for inventory in inventories for a in ("-i", str(inventory))), str(FIXTURE / "playbook.yml"), *args]
+    completed = subprocess.run(command, cwd=tmp_path, env=dict(os.environ, **ENV), capture_output=True, text=True,
+                               check=False, timeout=300)
+    return completed.returncode, completed.stdout + completed.stderr
+
+
+@pytest.mark.usefixtures("promtool")
+def test_audit_and_cleanup_share_the_textfile_collector_directory(tmp_path):
+    textfile_dir = tmp_path / "textfile"
+    for check in (False, True):
+        code, output = run_fixture(tmp_path, *(["--check"] if check else []), "-e", f"fleet_report_dir={tmp_path / str(check)}",
+                                   "-e", f"fleet_report_textfile_dir={textfile_dir}",
+                                   "-e", "fleet_report_fail_on_host_problems=false")
+        assert code == 4, output  # only ghost's unreachable, which ansible-playbook's exit code says
+    # One fixed name per mode, nothing else left there (no temporary file).
+    assert sorted(p.name for p in textfile_dir.iterdir()) == ["reclaim_docker_audit.prom", "reclaim_docker_cleanup.prom"]
+    merged = {}
+    for check, mode in ((False, "cleanup"), (True, "audit")):
+        text = (textfile_dir / f"reclaim_docker_{mode}.prom").read_text()
+        report = json.loads((tmp_path / str(check) / "fleet-report.json").read_text())
+        assert report["mode"] == mode
+        assert text == (tmp_path / str(check) / "fleet-report.prom").read_text()
+        check_metrics(text, report)
+        series = metric_series(text)
+        # As node_exporter merges the directory's files: no series in both.
+        assert not set(series) & set(merged), set(series) & set(merged)
+        merged.update(series)
+    assert len({name for name, _labels in merged}) == 9
+
+
+# An HTTP server on the loopback that takes PUT, as a WebDAV folder or an object store does, answers with the status
+# its argument says and records each request as a JSON file (its own process: ansible-runner forks a pty, which a
+# threaded test process must not do).
+PUT_SERVER = """
+import base64, json, sys
+from http.server import BaseHTTPRequestHandler, HTTPServer
+records, status = sys.argv[1], int(sys.argv[2])
+class Recorder(BaseHTTPRequestHandler):
+    def do_PUT(self):
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        with open(f"{records}/{len(__import__('os').listdir(records))}.json", "w") as out:
+            json.dump({"path": self.path, "headers": dict(self.headers), "body": base64.b64encode(body).decode()}, out)
+        self.send_response(status)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+    def log_message(self, *args):
+        pass
+server = HTTPServer(("127.0.0.1", 0), Recorder)
+print(server.server_address[1], flush=True)
+server.serve_forever()
+"""
+
+
+class PutServer:
+    def __init__(self, records: Path, status: int):
+        self.records = records
+        records.mkdir()
+        self.process = subprocess.Popen([sys.executable, "-c", PUT_SERVER, str(records), str(status)],
+                                        stdout=subprocess.PIPE, text=True)
+        self.url = f"http://127.0.0.1:{int(self.process.stdout.readline())}"
+
+    def requests(self) -> list:
+        found = [json.loads(p.read_text()) for p in sorted(self.records.glob("*.json"))]
+        return [dict(r, body=base64.b64decode(r["body"])) for r in found]
+
+    def stop(self):
+        self.process.terminate()
+        self.process.wait(timeout=10)
+
+
+@pytest.fixture
+def put_server(tmp_path, request):
+    server = PutServer(tmp_path / "requests", getattr(request, "param", 201))
+    yield server
+    server.stop()
+
+
+def test_the_report_is_put_to_a_url(tmp_path, put_server):
+    """As AWX runs it (ansible-runner): every file PUT under the job's folder, with basic authentication, and the
+    artifact says where."""
+    base = f"{put_server.url}/reclaim/"
+    report_dir = tmp_path / "report"
+    result = run_with_runner(tmp_path, {
+        "fleet_report_dir": str(report_dir), "awx_job_id": 42, "fleet_report_fail_on_host_problems": False,
+        "fleet_report_copy_to": {"url": base, "folder": "job-{{ awx_job_id }}", "url_username": "reclaim",
+                                 "url_password": "s3cret", "force_basic_auth": True}})
+    stdout = result.stdout.read()
+    assert result.rc == 4, stdout  # only ghost's unreachable
+    names = ["fleet-report.json", "fleet-report.md", "fleet-report.html", "fleet-report.prom"]
+    requests = put_server.requests()
+    assert sorted(r["path"] for r in requests) == sorted(f"/reclaim/job-42/{name}" for name in names)
+    types = {"json": "application/json", "md": "text/markdown; charset=utf-8", "html": "text/html; charset=utf-8",
+             "prom": "text/plain; version=0.0.4; charset=utf-8"}
+    for request in requests:
+        name = request["path"].rsplit("/", 1)[1]
+        assert request["body"] == (report_dir / name).read_bytes(), name
+        assert request["headers"]["Content-Type"] == types[name.rsplit(".", 1)[1]]
+        assert request["headers"]["Authorization"] == "Basic " + base64.b64encode(b"reclaim:s3cret").decode()
+    assert "s3cret" not in stdout
+    assert f"Copied to: {base}job-42/" in stdout
+    stats = [e for e in result.events if e["event"] == "playbook_on_stats"]
+    assert stats[0]["event_data"]["artifact_data"]["reclaim_fleet_report_copied_to"] == f"{base}job-42/"
+
+
+@pytest.mark.parametrize("put_server", [507], indirect=True)
+def test_a_report_not_delivered_fails_the_run_after_the_summary_and_the_artifacts(tmp_path, put_server):
+    report_dir = tmp_path / "report"
+    result = run_with_runner(tmp_path, {
+        "fleet_report_dir": str(report_dir), "fleet_report_fail_on_host_problems": False,
+        "fleet_report_copy_to": {"url": f"{put_server.url}/reclaim"}})
+    stdout = result.stdout.read()
+    assert result.status == "failed" and result.rc == 4, stdout  # 4: ghost is unreachable, which rc says first
+    assert f"The report in {report_dir} could not be delivered (fleet_report_copy_to): Status code was 507" in stdout
+    assert "Not delivered: Status code was 507" in stdout and "TOTAL: 4 hosts" in stdout
+    stats = [e for e in result.events if e["event"] == "playbook_on_stats"]
+    artifacts = stats[0]["event_data"]["artifact_data"]
+    assert artifacts["reclaim_fleet_report_dir"] == str(report_dir) and "reclaim_fleet_report_copied_to" not in artifacts
+    check_report(report_dir, check=False)
+
+
+@pytest.fixture(scope="module")
+def report_host():
+    """A host reached over SSH on the loopback, as the report's destination: its login user becomes root with sudo."""
+    started = ssh_fleet.start([("reports", "28.5", ssh_fleet.ADMIN, ssh_fleet.SYSTEM_PYTHON)], name="rptfleet")
+    yield started
+    ssh_fleet.stop(started)
+
+
+def test_the_report_is_copied_to_a_host_over_ssh(tmp_path, report_host):
+    host = report_host.hosts["reports"]
+    destination = Path(tempfile.mkdtemp(prefix="reports-", dir="/var/lib"))
+    inventory = tmp_path / "reports.json"
+    inventory.write_text(json.dumps({"all": {"children": {"report_servers": {"hosts": {
+        "reports": host.inventory_vars(report_host.key)}}}}}))
+    try:
+        code, output = run_fixture(tmp_path, "--check", "-e", "fleet_report_fail_on_host_problems=false",
+                                   "-e", f"fleet_report_dir={tmp_path / 'report'}",
+                                   "-e", json.dumps({"fleet_report_copy_to": {
+                                       "host": "reports", "path": str(destination / "audits")}}),
+                                   inventories=[inventory])
+        assert code == 4, output
+        delivered = destination / "audits" / "report"
+        names = sorted(p.name for p in (tmp_path / "report").iterdir())
+        assert sorted(p.name for p in delivered.iterdir()) == names == [
+            "fleet-report.html", "fleet-report.json", "fleet-report.md", "fleet-report.prom"]
+        for name in names:
+            assert (delivered / name).read_bytes() == (tmp_path / "report" / name).read_bytes(), name
+            assert (delivered / name).stat().st_uid == 0  # written as root: the host's become applied
+        assert f"Copied to: reports:{destination / 'audits'}/report/" in output
+        # A destination host that cannot be reached: the report is written, the run fails naming it, last.
+        inventory.write_text(json.dumps({"all": {"children": {"report_servers": {"hosts": {"reports": {
+            "ansible_host": "127.0.0.1", "ansible_port": 1, "ansible_user": "nobody",
+            "ansible_ssh_common_args": "-o ConnectTimeout=2 -o StrictHostKeyChecking=no"}}}}}}))
+        code, output = run_fixture(tmp_path, "-e", "fleet_report_fail_on_host_problems=false",
+                                   "-e", f"fleet_report_dir={tmp_path / 'again'}",
+                                   "-e", json.dumps({"fleet_report_copy_to": {
+                                       "host": "reports", "path": str(destination)}}),
+                                   inventories=[inventory])
+        assert code == 4, output  # ghost is unreachable, which the exit code says first
+        assert "could not be delivered (fleet_report_copy_to): reports could not be reached" in output
+        assert (tmp_path / "again" / "fleet-report.json").exists()
+    finally:
+        shutil.rmtree(destination)
 
 
 # --- the HTML report in a real browser ------------------------------------------------------------

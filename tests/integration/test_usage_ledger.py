@@ -14,6 +14,7 @@ import pwd
 import shutil
 import signal
 import stat
+import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -24,7 +25,7 @@ import pytest
 from ansible_collections.reclaim.docker.plugins.module_utils._usage_ledger import ledger_file_name
 from harness import engines, scenario, systemd
 
-from conftest import TARGET_PYTHON
+from conftest import ANSIBLE_PLAYBOOK, COLLECTIONS, TARGET_PYTHON
 
 RETENTION = "reclaim.docker.image_retention"
 
@@ -305,3 +306,59 @@ def wait_for_use_in(path, image_id, timeout=90):
                 return seen
         time.sleep(0.2)
     return None
+
+
+def test_a_cleanup_run_reads_the_ledger_the_tracker_wrote(ansible, engine, prefix, service_root, tmp_path):
+    """The cleanup playbook with cleanup_usage_ledger_dir at the tracker's directory: retention evicts by the use the
+    tracker recorded. The engine is restarted in between, which forgets its events: the tracker's ledger is the only
+    record of that use. With the modules' default directory the same audit evicts by creation."""
+    own = engines.start(engine.flavour, "trc-" + engine.flavour.replace(".", ""))
+    notify = systemd.NotifySocket(service_root)
+    try:
+        spec = {"layers": {"u1": 300_000, "u2": 200_000}, "images": [
+            {"name": "older", "tags": ["lab/older:1"], "layers": ["u1"], "created": "2000-01-01T00:00:00Z"},
+            {"name": "old", "tags": ["lab/old:1"], "layers": ["u2"], "created": "2000-06-01T00:00:00Z"}]}
+        built = scenario.build(own.docker_host, spec, prefix=prefix)
+        older, old = built.images["older"]["id"], built.images["old"]["id"]
+        service = systemd.run_service(installed_unit(ansible, service_root), notify,
+                                      replace={"unix:///nowhere": own.docker_host})
+        try:
+            assert notify.wait_for("READY=1"), stop(service)
+            started = int(time.time())
+            run_and_remove(own, older)
+            path, seen = wait_for_use(service_root / "ledger", older)
+            assert seen is not None and seen >= started, stop(service)
+        finally:
+            stop(service)
+        engines.kill_daemon_only(own)
+        own = engines.start(own.flavour, own.name)
+        budget = {"max_images_bytes": str(scenario.layers_size(own.docker_host) - 1)}
+
+        def cleanup(name, check, **variables):
+            report_dir = tmp_path / name
+            host = {"ansible_connection": "local", "ansible_python_interpreter": TARGET_PYTHON,
+                    "cleanup_docker_host": own.docker_host, "cleanup_retention": budget, **variables}
+            inventory = tmp_path / f"{name}.json"
+            inventory.write_text(json.dumps({"all": {"children": {"docker_hosts": {"hosts": {"runner": host}}}}}))
+            command = [ANSIBLE_PLAYBOOK, "-i", str(inventory), "reclaim.docker.cleanup",
+                       "-e", f"fleet_report_dir={report_dir}", *(["--check"] if check else [])]
+            completed = subprocess.run(command, capture_output=True, text=True, check=False, cwd=tmp_path,
+                                       env=dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(COLLECTIONS),
+                                                XDG_CACHE_HOME=str(tmp_path / "xdg"), ANSIBLE_NOCOLOR="1"))
+            assert completed.returncode == 0, completed.stdout + completed.stderr
+            return json.loads((report_dir / "fleet-report.json").read_text())["hosts"]["runner"]
+
+        blind = cleanup("default-dir", check=True)
+        assert blind["removed"]["images"] == [older]  # by creation: the default ledger never saw the use
+        assert list((tmp_path / "xdg" / "reclaim.docker").glob("usage-*.json"))
+        until = json.loads(path.read_text())["events_until"]
+        result = cleanup("tracker-dir", check=False, cleanup_usage_ledger_dir=str(service_root / "ledger"))
+        assert result["status"] == "ok" and result["removed"]["images"] == [old], result
+        left = {i["Id"] for i in scenario.client(own.docker_host).images(all=True)}
+        assert older in left and old not in left
+        # The cleanup's modules read and wrote the tracker's file (its events_until moved on), as the tracker's.
+        assert json.loads(path.read_text())["events_until"] > until
+        assert path.stat().st_uid == pwd.getpwnam(USER).pw_uid
+    finally:
+        notify.close()
+        engines.stop(own)

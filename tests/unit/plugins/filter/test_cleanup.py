@@ -24,7 +24,7 @@ IMG = {n: "sha256:" + str(n) * 64 for n in range(1, 6)}
 FS = {"path": "/var/lib/docker", "total": 100_000, "used": 60_000, "free": 40_000, "used_percent": 60.0}
 BEFORE = {"images_bytes": 9_000, "filesystem": FS}
 RESULT_KEYS = {"mode", "status", "profile", "reclaimed_bytes", "removed", "usage_before", "usage_after",
-               "filesystem_delta_bytes", "skipped", "engine_id", "plan", "not_approved", "approval", "error"}
+               "filesystem_delta_bytes", "skipped", "engine_id", "plan", "not_approved", "approval", "root_dir", "error"}
 
 
 def plan_item(n, step=None, size=1_000):
@@ -134,6 +134,53 @@ def test_an_audit_without_retention_predicts_the_usage_after_from_the_prune():
     assert result["filesystem_delta_bytes"] is None  # an audit measures no delta
     assert result["plan"] == {"engine_id": ENGINE, "objects": [plan_item(1, "prune"), plan_item(3, "prune")]}
     assert result["engine_id"] == ENGINE and result["approval"] is None and result["not_approved"] == []
+    assert result["root_dir"] is None  # no walk asked for
+
+
+def log(n, size):
+    return {"container": f"{n:064x}", "name": f"c{n}", "driver": "json-file", "path": f"/d/containers/{n}.log",
+            "bytes": size}
+
+
+WALK = {"path": "/var/lib/docker", "bytes": 50_000, "unexplained_bytes": 100, "exact": True,
+        "categories": {"images": 30_000, "containers": 1_000, "container_logs": 12_900, "volumes": 0,
+                       "build_cache": 0, "engine_metadata": 1_000, "leaked": 5_000, "other": 0},
+        "unexplained": [{"path": "x", "bytes": 100}],
+        "container_logs": [log(n, size) for n, size in enumerate([3_000, 1_000, 4_000, 100, 2_000, 2_000, 800])]}
+
+
+def walk_run(root_dir=None):
+    """disk_usage_info's registered result with root_dir: true (only the walk asked for)."""
+    return {"changed": False, "disk_usage": {}, "filesystem": None, "engine": {"id": ENGINE},
+            "root_dir": root_dir or WALK}
+
+
+def test_the_prune_is_not_asked_to_walk():
+    # The walk is disk_usage_info's, a step of its own before the others.
+    assert "root_dir" not in cleanup_steps("conservative")["prune"]
+
+
+def test_a_walked_root_dir_keeps_its_categories_and_names_the_largest_logs():
+    result = cleanup_result({"root_dir": walk_run(), "retention": SKIPPED, "prune": prune_run()})
+    root_dir = result["root_dir"]
+    assert root_dir["categories"] == WALK["categories"] and root_dir["bytes"] == 50_000
+    assert (root_dir["path"], root_dir["unexplained_bytes"], root_dir["exact"]) == ("/var/lib/docker", 100, True)
+    assert root_dir["inexact_reason"] is None and "unexplained" not in root_dir and "container_logs" not in root_dir
+    # The five largest, largest first; the tie keeps the walk's order.
+    assert [log["name"] for log in root_dir["largest_container_logs"]] == ["c2", "c0", "c4", "c5", "c1"]
+    assert root_dir["largest_container_logs"][0] == log(2, 4_000)
+    # The report normalises it again: the summary stays as it is.
+    assert normalise(result)["root_dir"] == root_dir
+    inexact = cleanup_result({"root_dir": walk_run(dict(WALK, exact=False, inexact_reason="cannot read x")),
+                              "prune": prune_run()})
+    assert (inexact["root_dir"]["exact"], inexact["root_dir"]["inexact_reason"]) == (False, "cannot read x")
+    # A walk that was skipped (cleanup_root_dir false) or left out is no walk.
+    assert cleanup_result({"root_dir": SKIPPED, "prune": prune_run()})["root_dir"] is None
+    assert cleanup_result_filter({"root_dir": None, "prune": prune_run()})["root_dir"] is None
+    # A host that failed afterwards reports no bytes of its own, the walk's neither.
+    failed = cleanup_result({"root_dir": walk_run(), "prune": dict(prune_run(), failed=True)}, failed={"msg": "boom"},
+                            mode="audit")
+    assert failed["root_dir"] is None
 
 
 def test_an_audit_with_retention_counts_both_steps_from_the_usage_retention_read():
@@ -193,7 +240,7 @@ def test_a_host_without_a_result_is_unreachable():
                     "build_cache_records": 0},
         "usage_before": {"images_bytes": 0, "filesystem": None}, "usage_after": {"images_bytes": 0, "filesystem": None},
         "filesystem_delta_bytes": None, "skipped": [], "engine_id": None, "plan": None, "not_approved": [],
-        "approval": None, "error": "unreachable: no result"}
+        "approval": None, "root_dir": None, "error": "unreachable: no result"}
 
 
 def test_a_hand_made_result_takes_the_defaults():

@@ -33,7 +33,8 @@ ROOT_DIR = "/"
 
 class StubEngine:
     """The EngineClient of a model SNAPSHOT. REFUSE: {reference or ID: (status, message)}, answered to a DELETE of it;
-    SILENT: the references whose DELETE gets no answer (an OSError, as a timeout)."""
+    SILENT: the references whose DELETE gets no answer (an OSError, as a timeout); ROOT_DIR: Docker's root dir as it
+    reports it (a directory a test lays out, for the jobs that read it)."""
 
     base_url = DOCKER_HOST
     api_version = "1.51"
@@ -41,8 +42,9 @@ class StubEngine:
     timeout = 60
     is_local = True
 
-    def __init__(self, snapshot, refuse=None, silent=()):
+    def __init__(self, snapshot, refuse=None, silent=(), root_dir=ROOT_DIR):
         self.snapshot = snapshot
+        self.root_dir = root_dir
         self.uses_containerd_store = snapshot.containerd_store
         self.refuse = dict(refuse or {})
         self.silent = set(silent)
@@ -51,11 +53,12 @@ class StubEngine:
 
     def info(self):
         return {"ID": ENGINE_ID, "Driver": "overlayfs" if self.uses_containerd_store else "overlay2",
-                "DockerRootDir": ROOT_DIR}
+                "DockerRootDir": self.root_dir}
 
     def facts(self):
         return dict(id=ENGINE_ID, version=self.engine_version, api_version=self.api_version,
-                    image_store="containerd" if self.uses_containerd_store else "overlay2", docker_root_dir=ROOT_DIR)
+                    image_store="containerd" if self.uses_containerd_store else "overlay2",
+                    docker_root_dir=self.root_dir)
 
     @staticmethod
     def supports(minimum_api):

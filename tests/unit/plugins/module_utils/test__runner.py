@@ -127,18 +127,6 @@ def test_a_job_that_only_reads_plans_nothing_and_changes_nothing(tmp_path):
     assert all(method == "GET" for method, _path in engine.calls)
 
 
-def test_a_prune_with_usage_reads_it_before_and_predicts_it_after(tmp_path):
-    result = run(PruneJob, StubEngine(host()), {"images": True, "usage": True}, tmp_path, check=True)
-    before, after = result["usage_before"], result["usage_after"]
-    assert after["images_bytes"] == before["images_bytes"] - result["images_space_reclaimed"]
-
-
-def test_retention_says_how_far_short_of_the_mark_the_floor_stops_eviction(tmp_path):
-    result = run(RetentionJob, StubEngine(host()), {"keep_last": 1, "max_images_bytes": "1"}, tmp_path, check=True)
-    assert result["eviction"]["short_by_bytes"] == sum(host().layer_sizes.values()) - 1 - 2000  # d1, d2 evicted
-    assert result["eviction"]["held"]["keep_last"] == 1 and result["eviction"]["held"]["in_use"] == 1
-
-
 # ---------------------------------------------------------------- finish: what a stopped apply says
 
 IMAGE = "sha256:" + "a" * 64

@@ -8,7 +8,6 @@ import json
 import os
 from pathlib import Path
 
-from ansible_collections.reclaim.docker.plugins.module_utils._root_dir_scan import remote_host_problem, root_dir_problem
 from ansible_collections.reclaim.docker.plugins.module_utils._storage_index import (
     META_DB,
     SNAPSHOTS,
@@ -75,25 +74,3 @@ def test_a_damaged_containerd_database_makes_the_index_incomplete(tmp_path):
     tmp_path.joinpath(*SNAPSHOTS).mkdir(parents=True)
     index = read_index(str(tmp_path))
     assert index.problems and "containerd's metadata cannot be read" in index.problems[0]
-
-
-def params(host):
-    return dict(docker_host=host, timeout=60, api_version="auto", tls=False, validate_certs=False, ca_path=None,
-                client_cert=None, client_key=None, tls_hostname=None)
-
-
-def test_only_a_unix_socket_reaches_the_root_dir():
-    assert remote_host_problem(params("unix:///var/run/docker.sock"), "root_dir") is None
-    assert remote_host_problem(params("/var/run/docker.sock"), "root_dir") is None
-    for host in ("tcp://127.0.0.1:2375", "ssh://admin@docker1"):
-        problem = remote_host_problem(params(host), "storage_leaks")
-        assert problem.startswith("storage_leaks reads Docker's root dir") and host in problem
-
-
-def test_a_root_dir_of_another_engine_is_refused(tmp_path):
-    write(tmp_path / "engine-id", "11111111-aaaa")
-    assert root_dir_problem(str(tmp_path), "11111111-aaaa") is None
-    assert "belongs to engine 11111111-aaaa" in root_dir_problem(str(tmp_path), "22222222-bbbb")
-    assert "not a directory on this host" in root_dir_problem(str(tmp_path / "missing"), "x")
-    os.unlink(tmp_path / "engine-id")
-    assert root_dir_problem(str(tmp_path), "22222222-bbbb") is None  # 20.10 keeps no engine-id

@@ -10,10 +10,8 @@ import pytest
 
 from ansible_collections.reclaim.docker.plugins.module_utils import _storage_leaks
 from ansible_collections.reclaim.docker.plugins.module_utils._disk_walk import walk
-from ansible_collections.reclaim.docker.plugins.module_utils._leak_job import LeakJob
 from ansible_collections.reclaim.docker.plugins.module_utils._root_dir import categorize, descend
 from ansible_collections.reclaim.docker.plugins.module_utils._storage_index import read_index
-from ansible_collections.reclaim.docker.plugins.module_utils._units import ValueProblem
 from ansible_collections.reclaim.docker.plugins.module_utils._storage_leaks import (
     parse_mountinfo,
     paths_in_use,
@@ -135,18 +133,3 @@ def test_a_leak_gone_meanwhile_is_a_skip(root):
     shutil.rmtree(root / "overlay2" / LEAK)
     action = remove(str(root), removal, newest)
     assert action["status"] == "skipped"
-
-
-@pytest.mark.parametrize("docker_host, min_age, refused", [
-    ("unix:///var/run/docker.sock", "24h", None),
-    ("unix:///var/run/docker.sock", "soon", "min_age"),
-    ("tcp://127.0.0.1:2375", "24h", "unix://"),
-])
-def test_the_job_refuses_bad_options_before_the_engine_is_contacted(docker_host, min_age, refused):
-    params = dict(timeout=60, api_version="auto", tls=False, validate_certs=False, ca_path=None, client_cert=None,
-                  client_key=None, tls_hostname=None, docker_host=docker_host, min_age=min_age)
-    if refused is None:
-        assert LeakJob(params, check_mode=True, now=0).min_age == 24 * 3600
-    else:
-        with pytest.raises(ValueProblem, match=refused):
-            LeakJob(params, check_mode=True, now=0)

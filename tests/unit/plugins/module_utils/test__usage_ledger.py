@@ -4,7 +4,6 @@ engines)."""
 
 from __future__ import annotations
 
-import ast
 import json
 import multiprocessing
 import os
@@ -14,7 +13,6 @@ import tempfile
 from pathlib import Path
 
 import pytest
-import yaml
 from snapshot_helpers import FLAVOURS, SNAPSHOTS
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -389,20 +387,3 @@ def test_the_trust_rules():
     assert "writable by group or others" in file_distrust(st(stat.S_IFREG | 0o620, 1000), 1000, euid=0)
     assert file_distrust(st(stat.S_IFIFO | 0o600, 1000), 1000, euid=1000) == "is not a regular file"
 
-
-COLLECTION = Path(__file__).resolve().parents[4]
-
-
-def test_the_trackers_code_needs_nothing_the_role_does_not_install():
-    """The role installs the tracker with some of the collection's module_utils only, on a host that may have no
-    Ansible: each imports the standard library and those files alone."""
-    tasks = yaml.safe_load((COLLECTION / "roles/usage_tracker/tasks/main.yml").read_text())
-    installed = next(t["loop"] for block in tasks for t in block.get("block", [block])
-                     if t.get("name") == "Install the collection's ledger and transport code")
-    program = COLLECTION / "roles/usage_tracker/files/reclaim_usage_tracker.py"
-    for path in [program] + [COLLECTION / "plugins/module_utils" / name for name in installed]:
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("ansible"):
-                assert node.module.rsplit(".", 1)[-1] + ".py" in installed, (path.name, node.module)
-            for alias in node.names if isinstance(node, ast.Import) else ():
-                assert not alias.name.startswith("ansible"), (path.name, alias.name)
