@@ -386,4 +386,3 @@ def test_the_trust_rules():
     assert "owned by uid 1002" in file_distrust(st(regular, 1002), 1000, euid=0)
     assert "writable by group or others" in file_distrust(st(stat.S_IFREG | 0o620, 1000), 1000, euid=0)
     assert file_distrust(st(stat.S_IFIFO | 0o600, 1000), 1000, euid=1000) == "is not a regular file"
-
