@@ -76,16 +76,9 @@ def walk(top, descend):
     A directory that cannot be read is named in the walk's problems, its bytes counted as far as they could be."""
     top_stat = os.lstat(top)
     device = top_stat.st_dev
-    seen = set()  # (inode) of the hard-linked inodes counted already
+    first = _first_sight()
     problems = []
     units = {}
-
-    def first(st):
-        if st.st_nlink > 1 and not stat.S_ISDIR(st.st_mode):
-            if st.st_ino in seen:
-                return False
-            seen.add(st.st_ino)
-        return True
 
     own = Unit("", True)
     own.add(top_stat, True)
@@ -121,20 +114,26 @@ def walk_unit(path, is_dir=True):
     problems = []
     unit.add(st, True)
     if unit.is_dir:
-        seen = set()
-
-        def first(entry_stat):
-            if entry_stat.st_nlink > 1 and not stat.S_ISDIR(entry_stat.st_mode):
-                if entry_stat.st_ino in seen:
-                    return False
-                seen.add(entry_stat.st_ino)
-            return True
-
-        _sum_tree(path, st.st_dev, unit, first, problems)
+        _sum_tree(path, st.st_dev, unit, _first_sight(), problems)
     unit.close()
     if problems:
         raise OSError(problems[0])
     return unit
+
+
+def _first_sight():
+    """A test of whether a walk meets an entry's inode first: a file with several hard links counts once, where the walk
+    meets it first (directories cannot be hard-linked)."""
+    seen = set()
+
+    def first(st):
+        if st.st_nlink > 1 and not stat.S_ISDIR(st.st_mode):
+            if st.st_ino in seen:
+                return False
+            seen.add(st.st_ino)
+        return True
+
+    return first
 
 
 def _sum_tree(path, device, unit, first, problems):

@@ -98,16 +98,21 @@ def read_index(root):
     return index
 
 
+def _names_in(directory, described, index):
+    """The names in DIRECTORY; none when it does not exist (the engine never made it), and none with a problem recorded
+    in INDEX (naming it as DESCRIBED) when it cannot be read."""
+    try:
+        return os.listdir(directory)
+    except FileNotFoundError:
+        return []
+    except OSError as exc:
+        index.problems.append(f"{described} cannot be read ({exc.strerror or exc})")
+        return []
+
+
 def _read_containers(root, index):
     directory = os.path.join(root, "containers")
-    try:
-        names = os.listdir(directory)
-    except FileNotFoundError:
-        return
-    except OSError as exc:
-        index.problems.append(f"the containers directory cannot be read ({exc.strerror or exc})")
-        return
-    for container_id in names:
+    for container_id in _names_in(directory, "the containers directory", index):
         name, driver = None, None
         try:
             with open(os.path.join(directory, container_id, "config.v2.json"), encoding="utf-8") as handle:
@@ -123,14 +128,7 @@ def _read_layerdb(root, index):
     layerdb = os.path.join(root, *LAYERDB)
     for kind, files, category in (("sha256", ("cache-id",), "images"), ("mounts", ("mount-id", "init-id"), "containers")):
         directory = os.path.join(layerdb, kind)
-        try:
-            entries = os.listdir(directory)
-        except FileNotFoundError:
-            continue
-        except OSError as exc:
-            index.problems.append(f"the layer database {directory} cannot be read ({exc.strerror or exc})")
-            continue
-        for entry in entries:
+        for entry in _names_in(directory, f"the layer database {directory}", index):
             for file_name in files:
                 try:
                     layer_dir = _read_text(os.path.join(directory, entry, file_name))
@@ -156,14 +154,7 @@ def _read_layerdb(root, index):
 def _read_links(root, index):
     """overlay2 names each layer directory by a short link too (l/NAME -> ../DIRECTORY/diff), which mounts use."""
     directory = os.path.join(root, OVERLAY2, "l")
-    try:
-        names = os.listdir(directory)
-    except FileNotFoundError:
-        return
-    except OSError as exc:
-        index.problems.append(f"overlay2's links {directory} cannot be read ({exc.strerror or exc})")
-        return
-    for name in names:
+    for name in _names_in(directory, f"overlay2's links {directory}", index):
         try:
             target = os.readlink(os.path.join(directory, name))
         except OSError:
