@@ -25,6 +25,16 @@ TARGET_PYTHON = os.environ.get("RECLAIM_TARGET_PYTHON") or "/usr/bin/python3"
 # community.docker's modules need `requests` (and some the Docker SDK) on the target: its tasks run on the tests' own
 # Python, which has both, while ours run on the stock TARGET_PYTHON.
 COMMUNITY_DOCKER_PYTHON = sys.executable
+
+
+def reachable_by_others(path):
+    """Whether a user other than its owner (a service's) can run PATH: every directory above it is searchable by all."""
+    return all(os.stat(parent).st_mode & 0o001 for parent in Path(path).resolve().parents)
+
+
+# The usage tracker runs as a user of its own, which cannot reach root's pyenv (the matrix's oldest target): there it
+# runs on Debian's Python, as the role's default has it.
+TRACKER_PYTHON = TARGET_PYTHON if reachable_by_others(TARGET_PYTHON) else "/usr/bin/python3"
 ANSIBLE_PLAYBOOK = str(Path(sys.executable).parent / "ansible-playbook")
 # For ansible_runner.run (AWX's runner), which starts `ansible-playbook` from PATH: this venv's first.
 RUNNER_ENV = {"ANSIBLE_COLLECTIONS_PATH": str(COLLECTIONS), "ANSIBLE_NOCOLOR": "1", "ANSIBLE_RETRY_FILES_ENABLED": "0",

@@ -25,7 +25,7 @@ import pytest
 from ansible_collections.reclaim.docker.plugins.module_utils._usage_ledger import ledger_file_name
 from harness import engines, scenario, systemd
 
-from conftest import ANSIBLE_PLAYBOOK, COLLECTIONS, TARGET_PYTHON
+from conftest import ANSIBLE_PLAYBOOK, COLLECTIONS, TARGET_PYTHON, TRACKER_PYTHON
 
 RETENTION = "reclaim.docker.image_retention"
 
@@ -99,7 +99,7 @@ def install_tracker(ansible, root, check=False, state="present", manage_service=
     """The role on this machine, into ROOT, for the placeholder engine unix:///nowhere; the playbook run."""
     variables = {"usage_tracker_state": state, "usage_tracker_install_dir": str(root / "lib"),
                  "usage_tracker_unit_dir": str(root / "units"), "usage_tracker_manage_service": manage_service,
-                 "usage_tracker_python": TARGET_PYTHON, "usage_tracker_ledger_dir": str(root / "ledger"),
+                 "usage_tracker_python": TRACKER_PYTHON, "usage_tracker_ledger_dir": str(root / "ledger"),
                  "usage_tracker_docker_host": "unix:///nowhere", **variables}
     run = ansible.play([{"name": "the role", "ansible.builtin.include_role": {"name": "reclaim.docker.usage_tracker"},
                          "vars": variables}], {"localhost": "unix:///nowhere"}, check=check)
@@ -137,7 +137,7 @@ def test_the_role_installs_a_hardened_service_restarts_it_on_change_and_removes_
     # A changed unit, in check mode first: told, not done. Its ledger outside /var/lib, where it is no StateDirectory.
     Path("/var/cache/reclaim-tests").mkdir(mode=0o755, exist_ok=True)  # root's: the role makes only the ledger's own
     elsewhere = Path("/var/cache/reclaim-tests") / service_root.name
-    tcp = {"usage_tracker_docker_host": "tcp://127.0.0.1:2375", "usage_tracker_socket_group": None,
+    tcp = {"usage_tracker_docker_host": "tcp://127.0.0.1:2375", "usage_tracker_socket_group": "",
            "usage_tracker_ledger_dir": str(elsewhere)}
     predicted = install_tracker(ansible, service_root, check=True, manage_service=True, **tcp)
     assert "Enable and start the usage tracker, restarted when a file changed" in changed_tasks(predicted)
