@@ -37,6 +37,7 @@ from ansible_collections.reclaim.docker.plugins.module_utils._host_files import 
     make_dirs,
     os_error_text,
 )
+from ansible_collections.reclaim.docker.plugins.module_utils._units import iso_time
 
 LOCK_FORMAT = 1
 DEFAULT_LOCK_TIMEOUT = 300
@@ -99,7 +100,7 @@ def identity(engine_id, module_name=None, environ=None, now=None):
     environ = os.environ if environ is None else environ
     job_id = next((environ[name] for name in JOB_ID_VARIABLES if environ.get(name)), None)
     return {"format": LOCK_FORMAT, "engine_id": engine_id, "pid": os.getpid(), "host": socket.gethostname(),
-            "since": _iso(time.time() if now is None else now), "module": module_name, "job_id": job_id}
+            "since": iso_time(time.time() if now is None else now), "module": module_name, "job_id": job_id}
 
 
 def parse_identity(raw):
@@ -307,7 +308,3 @@ def _running(pid):
     except OSError:
         return True  # EPERM: it runs, as another user
     return True
-
-
-def _iso(timestamp):
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(timestamp))

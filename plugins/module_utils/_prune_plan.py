@@ -13,12 +13,11 @@ select; every selected item that must stay is reported with why.
 
 from __future__ import annotations
 
-import datetime
 from collections import namedtuple
 
 from ansible_collections.reclaim.docker.plugins.module_utils._model import short_id
 from ansible_collections.reclaim.docker.plugins.module_utils._planning import Planning
-from ansible_collections.reclaim.docker.plugins.module_utils._units import parse_time
+from ansible_collections.reclaim.docker.plugins.module_utils._units import iso_time, parse_time
 
 # The object types prune takes, in the order it removes them (each has an option and an <option>_filters).
 OBJECT_TYPES = ("containers", "images", "networks", "volumes", "builder_cache")
@@ -63,9 +62,9 @@ def _remove_network(planning, network, _filters, _last_use):
 
 
 def _remove_volume(planning, volume, filters, last_use):
-    used = f", last used {_iso(last_use.time)} ({last_use.source})" if "unused_for" in filters.values else ""
+    used = f", last used {iso_time(last_use.time)} ({last_use.source})" if "unused_for" in filters.values else ""
     planning.plan.add("remove_volume", volume=volume.name, name=volume.name, bytes=volume.size,
-                      last_use=_iso(last_use.time), last_use_source=last_use.source,
+                      last_use=iso_time(last_use.time), last_use_source=last_use.source,
                       reason=f"{'anonymous' if volume.anonymous else 'named'} volume {volume.name} is unused{used} and "
                              "matches volumes_filters")
 
@@ -207,12 +206,6 @@ def volume_last_use(volume, users, ledger_use, now):
     if ledger_use is not None:
         known.append(LastUse(ledger_use, "ledger"))
     return max(known, key=lambda use: (use.time, LAST_USE_SOURCES.index(use.source)))
-
-
-def _iso(seconds):
-    if seconds is None:
-        return None
-    return datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _children_first(records):

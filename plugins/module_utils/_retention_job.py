@@ -9,8 +9,6 @@ before and after, its plan and its result."""
 
 from __future__ import annotations
 
-import datetime
-
 from ansible_collections.reclaim.docker.plugins.module_utils._apply import untagged_by
 from ansible_collections.reclaim.docker.plugins.module_utils._approval import Approval, approval_argument_spec
 from ansible_collections.reclaim.docker.plugins.module_utils._argspec import ArgumentSpec
@@ -27,7 +25,7 @@ from ansible_collections.reclaim.docker.plugins.module_utils._retention_plan imp
     last_use,
     plan_retention,
 )
-from ansible_collections.reclaim.docker.plugins.module_utils._units import ValueProblem, parse_duration, parse_size
+from ansible_collections.reclaim.docker.plugins.module_utils._units import ValueProblem, iso_time, parse_duration, parse_size
 from ansible_collections.reclaim.docker.plugins.module_utils._usage_record import usage_ledger_argument_spec
 
 # How a warning names the images that stay under disk pressure, by kept reason.
@@ -41,10 +39,6 @@ def short_of_the_low_mark(eviction):
     return (f"Usage is over {eviction['mark']}, and eviction stops {eviction['short_by_bytes']} bytes short of the low "
             f"mark: no image left may go ({held or 'no image left'}). The keep_last newest of each repository are never "
             "evicted. See eviction in the result.")
-
-
-def _iso(seconds):
-    return datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class RetentionJob:
@@ -143,8 +137,8 @@ class RetentionJob:
             last_used, source = last_use(snapshot, image)
             violations.append(dict(
                 image=image.id, tags=list(image.repo_tags), repositories=sorted({repository_of(t) for t in image.repo_tags}),
-                created=_iso(image.created), age_days=round((self.now - image.created) / 86400, 2),
-                last_use=_iso(last_used), last_use_source=source, reasons=entry["reasons"], action=entry["action"],
+                created=iso_time(image.created), age_days=round((self.now - image.created) / 86400, 2),
+                last_use=iso_time(last_used), last_use_source=source, reasons=entry["reasons"], action=entry["action"],
                 untag=sorted(entry["untag"]), bytes=entry.get("bytes", 0),
             ))
         counts = {reason: 0 for reason in KEPT_REASONS}

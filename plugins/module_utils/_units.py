@@ -121,3 +121,10 @@ def _timestamp(text):
 def go_duration(seconds):
     """SECONDS in the form Go's ParseDuration takes (what BuildKit's filters accept)."""
     return f"{int(seconds)}s"
+
+
+def iso_time(seconds):
+    """SECONDS (Unix time) as the results write a time, in UTC to the second (2026-12-06T04:03:00Z); None stays None."""
+    if seconds is None:
+        return None
+    return datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")

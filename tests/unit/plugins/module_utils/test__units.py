@@ -9,6 +9,7 @@ import pytest
 from ansible_collections.reclaim.docker.plugins.module_utils._units import (
     ValueProblem,
     go_duration,
+    iso_time,
     parse_duration,
     parse_size,
     parse_time,
@@ -103,3 +104,9 @@ def test_engine_times(text, expected):
 
 def test_go_duration_round_trips():
     assert parse_duration(go_duration(3600.7), "x") == 3600
+
+
+def test_iso_time_writes_utc_to_the_second_and_reads_back():
+    assert iso_time(None) is None
+    assert iso_time(1_800_000_000.9) == "2027-01-15T08:00:00Z"
+    assert parse_time(iso_time(1_800_000_000)) == 1_800_000_000
