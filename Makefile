@@ -140,7 +140,8 @@ release-notes: setup
 
 # The compatibility matrix (tests/matrix/cells.py): each cell in its own venvs under .matrix/CELL and its own engines
 # under $(MATRIX_ENGINE_STATE)-CELL. MATRIX=full (about 40 min) or ci (the oldest and newest of every axis, about
-# 10 min); MATRIX_CELLS="oldest unit-3.9" runs only those cells.
+# 7 min); MATRIX_CELLS="oldest unit-3.9" runs only those cells. A cell's integration files run side by side on
+# MATRIX_WORKERS workers (default 3), each with engines of its own.
 MATRIX ?= full
 MATRIX_CELLS ?=
 MATRIX_ENGINE_STATE ?= /tmp/reclaim-engines-matrix

@@ -33,6 +33,7 @@ WORK = ROOT / ".matrix"
 WHEELS = ROOT / ".cache" / "wheels"
 PIP_VERSION = "25.3"
 STATE_PREFIX = os.environ.get("MATRIX_ENGINE_STATE") or "/tmp/reclaim-engines-matrix"
+WORKERS = int(os.environ.get("MATRIX_WORKERS") or 3)
 UNIT_REQUIREMENTS = ROOT / "tests" / "matrix" / "requirements-unit-3.9.txt"
 # Tools of tests/requirements.txt a controller cell does not take: its own ansible-core replaces the pin,
 # ansible-lint (not run in the matrix) would pull in another ansible-core, and the docs tools are not run there either.
@@ -188,6 +189,9 @@ def run_cell(cell: Cell) -> dict:
                f"pythonpath={built['collections']} {ROOT / 'tests'}", f"--junitxml={junit}"]
     if "modules" in cell.subsets:
         command += ["-k", flavour_filter(cell.flavour)]
+    if "unit" not in cell.subsets:
+        # Integration files side by side, each worker with engines of its own, as `make integration` runs them.
+        command += ["-n", str(WORKERS), "--dist", "loadfile"]
     command += [str(ROOT / path) for subset in cell.subsets for path in SUBSETS[subset]]
     engines.stop_all(state)  # daemons a broken earlier run of this cell left
     started = time.monotonic()
