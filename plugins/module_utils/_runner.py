@@ -64,10 +64,6 @@ from ansible_collections.reclaim.docker.plugins.module_utils._units import Value
 from ansible_collections.reclaim.docker.plugins.module_utils._usage_ledger import UsageLedger
 from ansible_collections.reclaim.docker.plugins.module_utils._usage_record import record_uses
 
-# The answers that say the engine changed since the snapshot: gone (404), in use or referenced now (409).
-RACE_STATUSES = (404, 409)
-
-
 class Run:
     """What a job's result() sees of its run: check mode and diff mode, the state it planned on, the plan, the actions
     (the prediction in check mode, the outcomes of a real run), the Reader for what it reads afterwards, and warn()."""
