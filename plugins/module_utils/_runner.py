@@ -64,6 +64,7 @@ from ansible_collections.reclaim.docker.plugins.module_utils._units import Value
 from ansible_collections.reclaim.docker.plugins.module_utils._usage_ledger import UsageLedger
 from ansible_collections.reclaim.docker.plugins.module_utils._usage_record import record_uses
 
+
 class Run:
     """What a job's result() sees of its run: check mode and diff mode, the state it planned on, the plan, the actions
     (the prediction in check mode, the outcomes of a real run), the Reader for what it reads afterwards, and warn()."""
