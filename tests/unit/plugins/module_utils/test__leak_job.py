@@ -8,6 +8,7 @@ import time
 from types import SimpleNamespace
 
 import pytest
+from root_dirs import overlay2_root
 from snapshot_helpers import make_snapshot
 from stub_engine import ENGINE_ID, StubEngine, run
 
@@ -25,13 +26,7 @@ def engine(root, store="overlay2"):
 @pytest.fixture
 def root(tmp_path, monkeypatch):
     """A root dir with a layer the layer database names and two it does not, one of them used by a mount."""
-    root = tmp_path / "docker"
-    for name in (LAYER, LEAK, MOUNTED):
-        (root / "overlay2" / name / "diff").mkdir(parents=True)
-        (root / "overlay2" / name / "diff" / "data").write_bytes(b"x" * 10_000)
-    chain = root / "image" / "overlay2" / "layerdb" / "sha256" / ("f" * 64)
-    chain.mkdir(parents=True)
-    (chain / "cache-id").write_text(LAYER)
+    root = overlay2_root(tmp_path / "docker", LAYER, [LEAK, MOUNTED])
     (root / "engine-id").write_text(ENGINE_ID)
     mountinfo = tmp_path / "mountinfo"
     mountinfo.write_text(f"40 25 0:40 / {root}/overlay2/{MOUNTED}/merged rw - overlay overlay rw,lowerdir=/x\n")

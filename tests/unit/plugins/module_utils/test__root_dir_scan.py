@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 
 import pytest
+from root_dirs import overlay2_root
 
 from ansible_collections.reclaim.docker.plugins.module_utils._root_dir_scan import (
     ENGINE_ID_FILE,
@@ -52,17 +53,7 @@ def test_a_root_dir_that_is_not_a_directory_here_is_refused(tmp_path):
 @pytest.fixture
 def root(tmp_path):
     """A root dir with one layer the layer database names and one it does not (with its short link)."""
-    root = tmp_path / "docker"
-    for name, link in ((LAYER, "KEPTLINK"), (LEAK, "LEAKLINK")):
-        (root / "overlay2" / name / "diff").mkdir(parents=True)
-        (root / "overlay2" / name / "diff" / "data").write_bytes(b"x" * 10_000)
-        (root / "overlay2" / name / "link").write_text(link)
-        (root / "overlay2" / "l").mkdir(exist_ok=True)
-        os.symlink(f"../{name}/diff", root / "overlay2" / "l" / link)
-    chain = root / "image" / "overlay2" / "layerdb" / "sha256" / ("f" * 64)
-    chain.mkdir(parents=True)
-    (chain / "cache-id").write_text(LAYER)
-    return root
+    return overlay2_root(tmp_path / "docker", LAYER, [LEAK], links={LAYER: "KEPTLINK", LEAK: "LEAKLINK"})
 
 
 def test_a_whole_scan_is_exact_and_finds_the_layer_nothing_names(root):

@@ -7,6 +7,7 @@ import os
 import shutil
 
 import pytest
+from root_dirs import overlay2_root
 
 from ansible_collections.reclaim.docker.plugins.module_utils import _storage_leaks
 from ansible_collections.reclaim.docker.plugins.module_utils._disk_walk import walk
@@ -71,17 +72,7 @@ def root(tmp_path, monkeypatch):
     """A root dir with one layer the layer database names and one it does not (with its short link)."""
     monkeypatch.setattr(_storage_leaks, "MOUNTINFO", str(tmp_path / "mountinfo"))
     (tmp_path / "mountinfo").write_text("")
-    root = tmp_path / "docker"
-    for name, link in ((LAYER, "KEPTLINK"), (LEAK, "LEAKLINK")):
-        (root / "overlay2" / name / "diff").mkdir(parents=True)
-        (root / "overlay2" / name / "diff" / "data").write_bytes(b"x" * 10_000)
-        (root / "overlay2" / name / "link").write_text(link)
-        (root / "overlay2" / "l").mkdir(exist_ok=True)
-        os.symlink(f"../{name}/diff", root / "overlay2" / "l" / link)
-    chain = root / "image" / "overlay2" / "layerdb" / "sha256" / ("f" * 64)
-    chain.mkdir(parents=True)
-    (chain / "cache-id").write_text(LAYER)
-    return root
+    return overlay2_root(tmp_path / "docker", LAYER, [LEAK], links={LAYER: "KEPTLINK", LEAK: "LEAKLINK"})
 
 
 def planned(root):

@@ -12,15 +12,7 @@ from unittest import mock
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from unit.plugins.module_utils.strategies import DURATIONS, FILTER_KEYS, GRAMMAR_TEXT, IMAGE_NAMES, SIZES, VALUES
-
-try:
-    from ansible.module_utils.testing import patch_module_args
-except ImportError:  # ansible-core before 2.19: the unit tests on Python 3.9 (make unit-3.9) run 2.15
-    @contextlib.contextmanager
-    def patch_module_args(args=None):
-        from ansible.module_utils import basic
-        with mock.patch.object(basic, "_ANSIBLE_ARGS", json.dumps({"ANSIBLE_MODULE_ARGS": args or {}}).encode()):
-            yield
+from unit.plugins.module_utils.stub_engine import patch_module_args
 
 PLUGINS = "ansible_collections.reclaim.docker.plugins"
 FUZZ = settings(max_examples=150, deadline=None)
